@@ -1,0 +1,5 @@
+import sys
+
+from hearmask.cli import main
+
+sys.exit(main())
