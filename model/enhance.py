@@ -32,6 +32,13 @@ def _nalr(signal: np.ndarray, audiogram: Audiogram, stft_config: StftConfig) -> 
 
 METHODS: dict[str, Method] = {"nalr": _nalr}
 
+# What to do when the processed signal exceeds full scale (prescribed gain can add tens
+# of dB) and the output format is integer PCM, which cannot hold it:
+#   "float":     write 32-bit float instead of PCM, keeping every sample (default);
+#   "normalize": scale the whole output down to a -1 dBFS peak;
+#   "clip":      clip to full scale (loses the peaks; only when asked).
+OVERLOAD_POLICIES = ("float", "normalize", "clip")
+
 
 @dataclass(frozen=True)
 class EnhanceResult:
@@ -47,6 +54,8 @@ class EnhanceResult:
     num_channels_out: int
     duration_s: float
     algorithmic_latency_ms: float
+    output_peak_dbfs: float  # peak of the processed signal before any overload handling
+    overload_action: str  # "none", or what OVERLOAD_POLICIES entry was applied
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -74,6 +83,20 @@ def enhance_audio(
     return Audio(samples, audio.sample_rate_hz, audio.subtype)
 
 
+def handle_overload(audio: Audio, policy: str) -> tuple[Audio, str]:
+    """Apply ``policy`` when ``audio`` exceeds full scale in a PCM subtype; return (audio, action)."""
+    if policy not in OVERLOAD_POLICIES:
+        raise HearmaskError(f"unknown overload policy {policy!r}; accepted: {', '.join(OVERLOAD_POLICIES)}")
+    peak = float(np.max(np.abs(audio.samples)))
+    if peak <= 1.0 or not audio.subtype.startswith("PCM"):
+        return audio, "none"
+    if policy == "float":
+        return Audio(audio.samples, audio.sample_rate_hz, "FLOAT"), "float"
+    if policy == "normalize":
+        return Audio(audio.samples * (10 ** (-1 / 20) / peak), audio.sample_rate_hz, audio.subtype), "normalize"
+    return Audio(np.clip(audio.samples, -1.0, 1.0), audio.sample_rate_hz, audio.subtype), "clip"
+
+
 def enhance_file(
     input_path: str | Path,
     output_path: str | Path,
@@ -81,10 +104,13 @@ def enhance_file(
     method: str,
     stft_config: StftConfig,
     channel_mode: str = "mix",
+    overload_policy: str = "float",
 ) -> EnhanceResult:
     """Read ``input_path``, enhance it, write ``output_path`` (same rate and length)."""
     audio = read_audio(input_path)
     enhanced = enhance_audio(audio, audiogram, method, stft_config, channel_mode)
+    peak_dbfs = 20 * np.log10(max(float(np.max(np.abs(enhanced.samples))), 1e-12))
+    enhanced, overload_action = handle_overload(enhanced, overload_policy)
     write_audio(output_path, enhanced)
     return EnhanceResult(
         input_path=str(input_path),
@@ -97,6 +123,8 @@ def enhance_file(
         num_channels_out=enhanced.num_channels,
         duration_s=audio.duration_s,
         algorithmic_latency_ms=stft_config.algorithmic_latency_ms,
+        output_peak_dbfs=round(peak_dbfs, 2),
+        overload_action=overload_action,
     )
 
 

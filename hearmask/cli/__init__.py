@@ -21,7 +21,6 @@ from hearmask.errors import HearmaskError
 # name so that ``hearmask --help`` does not pay for torch or tensorflow.
 COMMAND_MODULES = (
     "hearmask.cli.profiles_cmd",
-    "hearmask.cli.data_cmd",
     "hearmask.cli.enhance_cmd",
 )
 

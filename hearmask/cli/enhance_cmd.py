@@ -33,6 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--stft", default="default", metavar="NAME",
                         help="STFT configuration: default (8 ms), low_latency (4 ms), symmetric_8ms")
     parser.add_argument("--channels", choices=("mix", "each"), default="mix", help="multi-channel handling (see above)")
+    parser.add_argument(
+        "--on-overload", choices=("float", "normalize", "clip"), default="float",
+        help="when the output exceeds full scale in a PCM file: write 32-bit float (default, keeps every "
+        "sample), normalize to a -1 dBFS peak, or clip",
+    )
     add_report_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -43,11 +48,14 @@ def run(args: argparse.Namespace) -> int:
     from hearmask.profiles.io import load_audiogram
 
     audiogram = load_audiogram(args.audiogram, listener_id=args.listener).for_ear(args.ear)
-    result = enhance_file(args.input, args.output, audiogram, args.method, shipped_stft_config(args.stft), args.channels)
+    result = enhance_file(args.input, args.output, audiogram, args.method, shipped_stft_config(args.stft), args.channels,
+                          args.on_overload)
     summary = (
         f"wrote {result.output_path} ({result.duration_s:.2f} s, {result.input_sample_rate_hz} Hz, "
         f"{result.num_channels_out} ch) with {result.method} for {result.audiogram_name}; "
         f"algorithmic latency {result.algorithmic_latency_ms:.1f} ms"
     )
+    if result.overload_action != "none":
+        summary += f"; output peaked at {result.output_peak_dbfs:+.1f} dBFS, handled by --on-overload {result.overload_action}"
     emit_result(args, result.to_dict(), summary)
     return 0
