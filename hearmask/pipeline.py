@@ -1,0 +1,146 @@
+"""The main job, end to end on the embedded defaults (``hearmask pipeline``).
+
+Stages today (later issues append theirs: trained model, quantize, validate, export,
+profile):
+
+1. ``sample``: a noisy speech sample — a real recorded utterance from Debian's
+   ``pocketsphinx-testdata`` (held-out evaluation speech, never trained on) mixed with
+   procedural babble at a chosen SNR.
+2. ``nalr``: the NAL-R prescription for a standard listener, applied causally in the
+   streaming frame engine.
+3. ``plot``: the listener's audiogram and the prescribed gain curve.
+4. ``report``: ``report.json`` and ``report.md`` with every figure and how it was made.
+
+Each stage writes its files into ``OUT_DIR`` and records them in the report.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hearmask import __version__
+from hearmask.model.audio_io import Audio, write_audio
+from hearmask.model.baselines.nalr import NalrProcessor
+from hearmask.model.data.mixer import mix
+from hearmask.model.data.noise import make_noise
+from hearmask.model.data.speech import PocketsphinxSpeech
+from hearmask.model.stft_config import shipped_stft_config
+from hearmask.profiles.standard import standard_audiogram
+
+
+def _snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
+    error = estimate - reference
+    return float(10 * np.log10(np.sum(reference**2) / max(np.sum(error**2), 1e-30)))
+
+
+def _plot_audiogram_and_gain(audiogram, processor: NalrProcessor, path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from hearmask.profiles.plot import plot_audiogram
+
+    figure = Figure(figsize=(10, 4))
+    FigureCanvasAgg(figure)
+    audiogram_axes, gain_axes = figure.subplots(1, 2)
+    plot_audiogram(audiogram, ax=audiogram_axes)
+    frequencies_hz = processor.stft_config.bin_frequencies_hz()
+    visible = frequencies_hz >= 125
+    gain_axes.semilogx(frequencies_hz[visible], processor.gains_db[visible], color="tab:green")
+    gain_axes.set(xlabel="frequency (Hz)", ylabel="insertion gain (dB)", title=f"NAL-R gain for {audiogram.name}")
+    ticks_hz = [250, 500, 1000, 2000, 4000, 8000]
+    gain_axes.set_xticks(ticks_hz, [f"{t} Hz" if t < 1000 else f"{t // 1000} kHz" for t in ticks_hz])
+    gain_axes.set_xticks([], minor=True)
+    gain_axes.grid(True, alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def run_pipeline(out_dir: str | Path, audiogram_name: str = "N3", snr_db: float = 5.0, seed: int = 0,
+                 stft_name: str = "default") -> dict:
+    """Run every stage into ``out_dir``; return the report (also written as JSON and Markdown)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    stft_config = shipped_stft_config(stft_name)
+    sample_rate_hz = stft_config.sample_rate_hz
+    rng = np.random.default_rng(seed)
+
+    # 1. sample: real held-out speech + procedural babble.
+    speech_source = PocketsphinxSpeech()
+    utterance_ids = speech_source.utterance_ids()
+    utterance_id = utterance_ids[int(rng.integers(len(utterance_ids)))]
+    speech = speech_source.load(utterance_id)
+    noise = make_noise("babble", len(speech), sample_rate_hz, rng)
+    mixture = mix(speech, noise, snr_db, level_dbfs=-30.0)
+    write_audio(out_dir / "clean.wav", Audio(mixture.clean[:, None], sample_rate_hz))
+    write_audio(out_dir / "noisy.wav", Audio(mixture.noisy[:, None], sample_rate_hz))
+
+    # 2. nalr: compensation for the listener in the streaming frame engine.
+    audiogram = standard_audiogram(audiogram_name)
+    processor = NalrProcessor(audiogram, stft_config)
+    compensated = processor.process(mixture.noisy.astype(np.float64)).astype(np.float32)
+    write_audio(out_dir / "nalr.wav", Audio(compensated[:, None], sample_rate_hz))
+    delay = stft_config.algorithmic_latency_samples
+    bands_hz = [250, 500, 1000, 2000, 4000, 6000]
+    gains_at_bands = np.interp(bands_hz, stft_config.bin_frequencies_hz(), processor.gains_db)
+
+    # 3. plot.
+    _plot_audiogram_and_gain(audiogram, processor, out_dir / "audiogram_gain.png")
+
+    report = {
+        "hearmask_version": __version__,
+        "stages": ["sample", "nalr", "plot", "report"],
+        "sample": {
+            "speech": f"pocketsphinx-testdata:{utterance_id}",
+            "noise": "babble (procedural)",
+            "snr_db": round(mixture.snr_db, 2),
+            "level_dbfs": round(mixture.level_dbfs, 2),
+            "duration_s": round(len(speech) / sample_rate_hz, 3),
+            "seed": seed,
+        },
+        "listener": audiogram.to_json_dict(),
+        "stft": {**stft_config.to_dict(), "algorithmic_latency_ms": stft_config.algorithmic_latency_ms},
+        "nalr": {
+            "gain_db_at_hz": {str(f): round(float(g), 2) for f, g in zip(bands_hz, gains_at_bands)},
+            "output_peak_dbfs": round(float(20 * np.log10(np.max(np.abs(compensated)) + 1e-12)), 2),
+            "latency_samples": delay,
+        },
+        "files": {name: str(out_dir / name) for name in
+                  ("clean.wav", "noisy.wav", "nalr.wav", "audiogram_gain.png", "report.json", "report.md")},
+        "labels": {"nalr.gain_db_at_hz": "prescription (NAL-R formula), not a measurement"},
+        "elapsed_s": round(time.perf_counter() - started, 2),
+    }
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out_dir / "report.md").write_text(_markdown(report))
+    return report
+
+
+def _markdown(report: dict) -> str:
+    sample, nalr, stft = report["sample"], report["nalr"], report["stft"]
+    gains = " | ".join(f"{g:+.1f}" for g in nalr["gain_db_at_hz"].values())
+    return "\n".join([
+        f"# hearmask pipeline report (hearmask {report['hearmask_version']})",
+        "",
+        f"- Sample: {sample['speech']} + {sample['noise']} at {sample['snr_db']} dB SNR, "
+        f"{sample['level_dbfs']} dBFS, {sample['duration_s']} s (seed {sample['seed']}).",
+        f"- Listener: {report['listener']['name']}.",
+        f"- STFT: {stft['analysis_window_samples']}/{stft['synthesis_window_samples']}-sample analysis/synthesis "
+        f"windows, hop {stft['hop_samples']}; algorithmic latency {stft['algorithmic_latency_ms']} ms.",
+        "",
+        "## NAL-R gain (prescription)",
+        "",
+        "| " + " | ".join(f"{f} Hz" for f in nalr["gain_db_at_hz"]) + " |",
+        "|" + "---|" * len(nalr["gain_db_at_hz"]),
+        f"| {gains} |",
+        "",
+        f"Output peak {nalr['output_peak_dbfs']} dBFS (written as 32-bit float, never clipped).",
+        "",
+        "## Files",
+        "",
+        *[f"- `{name}`: {path}" for name, path in report["files"].items()],
+        "",
+    ])
