@@ -1,0 +1,96 @@
+"""Training losses through the differentiable auditory model (DESIGN.md, "Auditory model").
+
+- NR loss:  ``D(NH(x·M_NR), NH(clean))``
+- HLC loss: ``D(HI(x·M_HLC; audiogram), NH(x))``: the impaired ear hearing the compensated
+  input should respond like a normal ear hearing the input itself.
+- Joint: ``e^-s1·L_NR + e^-s2·L_HLC + s1 + s2`` with learned ``s`` (Kendall, Gal & Cipolla,
+  CVPR 2018, as used by Gonzalez et al., arXiv:2603.20387), or fixed weights.
+
+``x·M`` is synthesised on the real-time timeline (delayed by the STFT's latency), so every
+reference signal is delayed by the same latency before the auditory model sees it.
+For the cascade, the HLC stage's input and reference are the NR stage's output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hearmask.errors import HearmaskError
+from hearmask.model.auditory import AuditoryModel
+from hearmask.model.system import HearingAidSystem
+
+
+def delay_signal(signal: torch.Tensor, delay_samples: int) -> torch.Tensor:
+    """``(B, T)`` -> ``(B, T)`` delayed by ``delay_samples`` (zeros enter, the tail drops)."""
+    return F.pad(signal, (delay_samples, 0))[..., : signal.shape[-1]]
+
+
+def auditory_distance(estimate: torch.Tensor, reference: torch.Tensor, distance: str) -> torch.Tensor:
+    if distance == "l1":
+        return (estimate - reference).abs().mean()
+    if distance == "mse":
+        return (estimate - reference).pow(2).mean()
+    raise HearmaskError(f"unknown distance {distance!r}; accepted: l1, mse")
+
+
+@dataclass
+class LossTerms:
+    """Scalar tensors of one batch; ``total`` is what is minimised."""
+
+    total: torch.Tensor
+    nr: torch.Tensor
+    hlc: torch.Tensor
+
+    def as_floats(self) -> dict[str, float]:
+        return {"loss": float(self.total.detach()), "nr_loss": float(self.nr.detach()), "hlc_loss": float(self.hlc.detach())}
+
+
+class MultiTaskLoss(nn.Module):
+    """The loss of a :class:`HearingAidSystem` variant; holds the learned uncertainty weights."""
+
+    def __init__(self, auditory_model: AuditoryModel, variant: str, weighting: str = "uncertainty",
+                 nr_weight: float = 1.0, hlc_weight: float = 1.0, distance: str = "l1"):
+        super().__init__()
+        self.auditory_model = auditory_model
+        self.variant = variant
+        self.weighting = weighting
+        self.distance = distance
+        self.fixed_weights = (nr_weight, hlc_weight)
+        # s_i = log variance of task i; starts at 0 (weight 1).
+        self.log_variances = nn.Parameter(torch.zeros(2)) if weighting == "uncertainty" else None
+
+    def forward(self, system: HearingAidSystem, noisy: torch.Tensor, clean: torch.Tensor,
+                audiogram: torch.Tensor, channel_loss_db: torch.Tensor) -> LossTerms:
+        """``noisy``, ``clean`` (B, T); ``audiogram`` (B, 8) network input; ``channel_loss_db`` (B, C)."""
+        length = noisy.shape[-1]
+        latency = system.stft_config.algorithmic_latency_samples
+        hear = self.auditory_model
+        spectrum = system.stft.stft(noisy)
+        nr_db, hlc_db = system.masks_db(spectrum, audiogram)
+        zero = noisy.new_zeros(())
+        nr_loss = hlc_loss = zero
+        if self.variant in ("joint", "nr", "cascade"):
+            denoised = system.synthesize(spectrum, nr_db, length)
+            nr_loss = auditory_distance(hear(denoised), hear(delay_signal(clean, latency)), self.distance)
+        if self.variant in ("joint", "hlc"):
+            compensated = system.synthesize(spectrum, hlc_db, length)
+            target = hear(delay_signal(noisy, latency))
+            hlc_loss = auditory_distance(hear(compensated, channel_loss_db), target, self.distance)
+        if self.variant == "cascade":
+            compensated = system.synthesize(spectrum, nr_db + hlc_db, length)
+            hlc_loss = auditory_distance(hear(compensated, channel_loss_db), hear(denoised), self.distance)
+        return LossTerms(self._combine(nr_loss, hlc_loss), nr_loss, hlc_loss)
+
+    def _combine(self, nr_loss: torch.Tensor, hlc_loss: torch.Tensor) -> torch.Tensor:
+        active = {"joint": (1, 1), "nr": (1, 0), "hlc": (0, 1), "cascade": (1, 1)}[self.variant]
+        if self.log_variances is None:
+            return active[0] * self.fixed_weights[0] * nr_loss + active[1] * self.fixed_weights[1] * hlc_loss
+        total = nr_loss.new_zeros(())
+        for is_active, loss, log_variance in zip(active, (nr_loss, hlc_loss), self.log_variances):
+            if is_active:
+                total = total + torch.exp(-log_variance) * loss + log_variance
+        return total

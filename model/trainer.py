@@ -1,0 +1,325 @@
+"""Training loop: reproducible, resumable, distributed-ready (``hearmask train``).
+
+- **Data order** is a pure function of ``(seed, example index)``: step ``s`` on rank ``r``
+  of ``W`` uses examples ``(s·W + r)·B … (s·W + r)·B + B − 1``. A resumed run therefore
+  sees exactly the batches the uninterrupted run would have seen.
+- **Checkpoints** (``RUN_DIR/checkpoint.json`` + ``.safetensors``, atomic) hold the model,
+  the loss weights, the optimiser state and the progress; ``best.json`` holds the weights
+  with the lowest validation loss. ``--resume`` continues from ``checkpoint.json``.
+- **Log**: ``RUN_DIR/log.csv``, one row per epoch, appended as it goes.
+- **Non-finite loss** stops training with a clear error; the last good checkpoint stays.
+- **Distributed**: under ``torchrun`` (``WORLD_SIZE`` > 1) the loss module is wrapped in
+  DDP (gloo on CPU, NCCL on GPUs); rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from hearmask.errors import HearmaskError
+from hearmask.model.auditory import AuditoryModel, AuditoryModelConfig
+from hearmask.model.checkpoint import load_checkpoint, save_checkpoint, software_versions
+from hearmask.model.data.stream import TrainingMixtureStream
+from hearmask.model.losses import MultiTaskLoss
+from hearmask.model.stft_config import shipped_stft_config
+from hearmask.model.system import HearingAidSystem, build_masknet_configs
+from hearmask.model.system_io import MODEL_PREFIX, model_tensors, system_description
+from hearmask.model.train_config import TrainConfig
+from hearmask.profiles.audiogram import MODEL_AUDIOGRAM_FREQUENCIES_HZ, MODEL_INPUT_SCALE_DB
+from hearmask.profiles.interpolate import interpolate_db_hl
+from hearmask.profiles.sampling import AudiogramSampler
+from hearmask.profiles.standard import STANDARD_FREQUENCIES_HZ
+
+LOG_COLUMNS = ("step", "epoch", "train_loss", "train_nr_loss", "train_hlc_loss", "val_loss", "val_nr_loss",
+               "val_hlc_loss", "elapsed_s", "audio_s_per_s")
+# The validation stream uses its own seed namespace so it never repeats training draws.
+_VALIDATION_SEED_OFFSET = 1_000_003
+
+
+def build_speech_sources(config: TrainConfig) -> tuple[list, object | None]:
+    """Speech sources and optional noise recordings named by ``[data]``."""
+    data = config.data
+    if data.noisy_dir:
+        raise HearmaskError("[data] noisy_dir (paired folders) is not supported for training yet; "
+                            "use clean_dir + noise_dir, or the embedded sources")
+    if data.clean_dir:
+        from hearmask.model.data.corpora import WavFolder
+
+        noise = WavFolder(data.noise_dir, name="noise", role="noise") if data.noise_dir else None
+        return [WavFolder(data.clean_dir, name="clean", role="clean speech")], noise
+    builders = {}
+    from hearmask.model.data.asterisk import AsteriskSpeech
+    from hearmask.model.data.tts import EspeakSpeech, FliteSpeech
+
+    builders = {"real": AsteriskSpeech, "flite": FliteSpeech, "espeak": EspeakSpeech}
+    unknown = [name for name in data.sources if name not in builders]
+    if unknown:
+        raise HearmaskError(f"[data] sources {unknown} unknown; accepted: {', '.join(builders)}")
+    return [builders[name]() for name in data.sources], None
+
+
+def example_audiogram_db_hl(seed: int, index: int) -> np.ndarray:
+    """The training audiogram of example ``index``: a pure function of ``(seed, index)``.
+
+    Uniform over NH, N1–N7, S1–S3 with ±10 dB jitter (DESIGN.md), on STANDARD_FREQUENCIES_HZ.
+    """
+    child_seed = int(np.random.SeedSequence([seed, index, 0xA0D1]).generate_state(1)[0])
+    return AudiogramSampler(child_seed).sample_batch(1)[0]
+
+
+def _without_steps(config_dict) -> dict | None:
+    """A config dict minus ``train.steps``, which a resumed run may extend."""
+    if not isinstance(config_dict, dict):
+        return None
+    train = {k: v for k, v in config_dict.get("train", {}).items() if k != "steps"}
+    return {**config_dict, "train": train}
+
+
+class TrainingModule(nn.Module):
+    """System + loss in one module, so DDP sees every trainable parameter."""
+
+    def __init__(self, system: HearingAidSystem, loss: MultiTaskLoss):
+        super().__init__()
+        self.system = system
+        self.loss = loss
+
+    def forward(self, noisy, clean, audiogram, channel_loss_db) -> torch.Tensor:
+        terms = self.loss(self.system, noisy, clean, audiogram, channel_loss_db)
+        return torch.stack([terms.total, terms.nr, terms.hlc])
+
+
+@dataclass
+class Batch:
+    noisy: torch.Tensor  # (B, T)
+    clean: torch.Tensor  # (B, T)
+    audiogram: torch.Tensor  # (B, 8) network input, dB HL / 100
+    channel_loss_db: torch.Tensor  # (B, C) loss at the auditory channels
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
+                 streams: tuple[TrainingMixtureStream, TrainingMixtureStream] | None = None):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.progress = progress
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        if self.world_size > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if config.train.threads:
+            torch.set_num_threads(config.train.threads)
+        self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+
+        torch.manual_seed(config.train.seed)  # identical initial weights on every rank
+        stft_config = shipped_stft_config(config.stft.name)
+        networks = build_masknet_configs(config.task.variant, stft_config, config.model.size, config.model.overrides)
+        self.system = HearingAidSystem(config.task.variant, stft_config, networks)
+        self.auditory_model = AuditoryModel(AuditoryModelConfig(sample_rate_hz=stft_config.sample_rate_hz))
+        task = config.task
+        loss = MultiTaskLoss(self.auditory_model, task.variant, task.weighting, task.nr_weight, task.hlc_weight,
+                             task.distance)
+        self.module = TrainingModule(self.system, loss).to(self.device)
+        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=config.train.learning_rate)
+        self.step = 0
+        self.best_val_loss = math.inf
+        self.elapsed_s = 0.0
+        if resume:
+            self._restore()
+        elif (self.run_dir / "checkpoint.json").exists():
+            raise HearmaskError(f"{self.run_dir} already holds a run; pass --resume to continue it, "
+                                "or choose another --out")
+        self.wrapped = self.module
+        if self.world_size > 1:
+            self.wrapped = nn.parallel.DistributedDataParallel(self.module)
+        self.train_stream, self.validation_stream = streams or self._build_streams()
+        self._validation_batches: list[Batch] | None = None
+
+    # ----- data -----
+
+    def _build_streams(self) -> tuple[TrainingMixtureStream, TrainingMixtureStream]:
+        data, seed = self.config.data, self.config.train.seed
+        speech, noise_recordings = build_speech_sources(self.config)
+        kinds = {"noise_kinds": ("recorded",), "noise_recordings": noise_recordings} if noise_recordings else {}
+        common = dict(segment_seconds=data.segment_seconds, snr_range_db=tuple(data.snr_db), **kinds)
+        return (TrainingMixtureStream(speech, seed, split="train", **common),
+                TrainingMixtureStream(speech, seed + _VALIDATION_SEED_OFFSET, split="validation", **common))
+
+    def _batch(self, stream: TrainingMixtureStream, first_index: int, seed: int) -> Batch:
+        batch_size = self.config.train.batch_size
+        examples = [stream.at(first_index + j) for j in range(batch_size)]
+        audiograms_db_hl = np.stack([example_audiogram_db_hl(seed, first_index + j) for j in range(batch_size)])
+        network_input = interpolate_db_hl(STANDARD_FREQUENCIES_HZ, audiograms_db_hl, MODEL_AUDIOGRAM_FREQUENCIES_HZ)
+        channel_loss = self.auditory_model.channel_loss_db(STANDARD_FREQUENCIES_HZ, audiograms_db_hl)
+        to = dict(device=self.device, dtype=torch.float32)
+        return Batch(
+            noisy=torch.as_tensor(np.stack([e.noisy for e in examples]), **to),
+            clean=torch.as_tensor(np.stack([e.clean for e in examples]), **to),
+            audiogram=torch.as_tensor(network_input / MODEL_INPUT_SCALE_DB, **to),
+            channel_loss_db=channel_loss.to(**to),
+        )
+
+    def train_batch(self, step: int) -> Batch:
+        first = (step * self.world_size + self.rank) * self.config.train.batch_size
+        return self._batch(self.train_stream, first, self.config.train.seed)
+
+    def validation_batches(self) -> list[Batch]:
+        if self._validation_batches is None:
+            size = self.config.train.batch_size
+            seed = self.config.train.seed + _VALIDATION_SEED_OFFSET
+            self._validation_batches = [self._batch(self.validation_stream, i * size, seed)
+                                        for i in range(self.config.train.validation_batches)]
+        return self._validation_batches
+
+    # ----- loop -----
+
+    def validate(self) -> np.ndarray:
+        self.module.eval()
+        with torch.no_grad():
+            values = [self.module(b.noisy, b.clean, b.audiogram, b.channel_loss_db).cpu().numpy()
+                      for b in self.validation_batches()]
+        self.module.train()
+        return np.mean(values, axis=0)
+
+    def run(self) -> dict:
+        config = self.config.train
+        total_steps = config.steps
+        segment_s = self.config.data.segment_seconds
+        is_writer = self.rank == 0
+        bar = None
+        if self.progress and is_writer:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total_steps, initial=self.step, unit="step", desc="train", dynamic_ncols=True)
+        epoch_values: list[np.ndarray] = []
+        started = time.perf_counter() - self.elapsed_s
+        audio_started = self.step
+        try:
+            while self.step < total_steps:
+                batch = self.train_batch(self.step)
+                values = self.wrapped(batch.noisy, batch.clean, batch.audiogram, batch.channel_loss_db)
+                if not torch.isfinite(values[0]):
+                    raise HearmaskError(
+                        f"training loss became {float(values[0].detach())} at step {self.step}; stopped. The last good "
+                        f"checkpoint (step {self._saved_step()}) is kept in {self.run_dir}; lower [train] "
+                        "learning_rate or check the data"
+                    )
+                self.optimizer.zero_grad(set_to_none=True)
+                values[0].backward()
+                nn.utils.clip_grad_norm_(self.module.parameters(), config.gradient_clip)
+                self.optimizer.step()
+                self.step += 1
+                epoch_values.append(values.detach().cpu().numpy())
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{float(values[0]):.4f}")
+                if self.step % config.steps_per_epoch == 0 or self.step == total_steps:
+                    self.elapsed_s = time.perf_counter() - started
+                    throughput = ((self.step - audio_started) * config.batch_size * self.world_size * segment_s
+                                  / max(self.elapsed_s, 1e-9))
+                    self._end_epoch(np.mean(epoch_values, axis=0), throughput)
+                    epoch_values = []
+        except KeyboardInterrupt:
+            if is_writer:
+                self.elapsed_s = time.perf_counter() - started
+                self._save("checkpoint.json")
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        return {"step": self.step, "best_val_loss": self.best_val_loss, "elapsed_s": self.elapsed_s,
+                "run_dir": str(self.run_dir)}
+
+    def _end_epoch(self, train_values: np.ndarray, audio_s_per_s: float) -> None:
+        val_values = self.validate()
+        if self.rank != 0:
+            return
+        epoch = self.step // self.config.train.steps_per_epoch
+        row = [self.step, epoch, *[float(v) for v in train_values], *[float(v) for v in val_values],
+               round(self.elapsed_s, 2), round(audio_s_per_s, 2)]
+        self._append_log(row)
+        if val_values[0] < self.best_val_loss:
+            self.best_val_loss = float(val_values[0])
+            self._save("best.json", with_optimizer=False)
+        self._save("checkpoint.json")
+
+    # ----- files -----
+
+    def _append_log(self, row: list) -> None:
+        path = self.run_dir / "log.csv"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        new = not path.exists()
+        with open(path, "a", newline="") as handle:
+            writer = csv.writer(handle)
+            if new:
+                writer.writerow(LOG_COLUMNS)
+            writer.writerow(row)
+
+    def _metadata(self) -> dict:
+        return {
+            "system": system_description(self.system),
+            "train_config": self.config.to_dict(),
+            "progress": {"step": self.step, "best_val_loss": self.best_val_loss, "elapsed_s": self.elapsed_s,
+                         "world_size": self.world_size},
+            "versions": software_versions(),
+        }
+
+    def _save(self, name: str, with_optimizer: bool = True) -> None:
+        tensors = model_tensors(self.system)
+        metadata = self._metadata()
+        if self.module.loss.log_variances is not None:
+            tensors["loss/log_variances"] = self.module.loss.log_variances.detach()
+        if with_optimizer:
+            state = self.optimizer.state_dict()
+            for index, values in state["state"].items():
+                for key, tensor in values.items():
+                    tensors[f"optimizer/{index}/{key}"] = torch.as_tensor(tensor)
+            metadata["optimizer_param_groups"] = state["param_groups"]
+        save_checkpoint(self.run_dir / name, tensors, metadata)
+
+    def _saved_step(self) -> int:
+        path = self.run_dir / "checkpoint.json"
+        return json.loads(path.read_text())["progress"]["step"] if path.exists() else 0
+
+    def _restore(self) -> None:
+        tensors, metadata = load_checkpoint(self.run_dir / "checkpoint.json")
+        if _without_steps(metadata.get("train_config")) != _without_steps(json.loads(json.dumps(self.config.to_dict()))):
+            raise HearmaskError(f"{self.run_dir}: --resume needs the configuration the run started with "
+                                "([train] steps may grow); the given config differs from the checkpoint's train_config")
+        state = {k[len(MODEL_PREFIX):]: v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)}
+        self.system.load_state_dict(state)
+        if "loss/log_variances" in tensors:
+            with torch.no_grad():
+                self.module.loss.log_variances.copy_(tensors["loss/log_variances"])
+        optimizer_state = {"state": {}, "param_groups": metadata["optimizer_param_groups"]}
+        for name, tensor in tensors.items():
+            if name.startswith("optimizer/"):
+                _, index, key = name.split("/", 2)
+                optimizer_state["state"].setdefault(int(index), {})[key] = tensor
+        self.optimizer.load_state_dict(optimizer_state)
+        progress = metadata["progress"]
+        self.step = int(progress["step"])
+        self.best_val_loss = float(progress["best_val_loss"])
+        self.elapsed_s = float(progress["elapsed_s"])
+        self._truncate_log()
+
+    def _truncate_log(self) -> None:
+        """Drop log rows written after the checkpoint (an interruption between the two writes)."""
+        path = self.run_dir / "log.csv"
+        if not path.exists():
+            return
+        with open(path, newline="") as handle:
+            rows = list(csv.reader(handle))
+        kept = [rows[0]] + [row for row in rows[1:] if int(row[0]) <= self.step]
+        with open(path, "w", newline="") as handle:
+            csv.writer(handle).writerows(kept)

@@ -1,0 +1,90 @@
+"""Training: reproducible, exactly resumable, NaN-safe, and loadable (small user-folder corpus)."""
+
+import csv
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from hearmask.errors import HearmaskError
+from hearmask.model.system_io import load_system
+from hearmask.model.train_config import train_config_from_dict
+from hearmask.model.trainer import Trainer
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Two folders of short synthetic files: modulated harmonic 'speech' and noise."""
+    root = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    for folder in ("clean", "noise"):
+        (root / folder).mkdir()
+    for i in range(4):
+        f0 = 100 + 30 * i
+        voiced = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 12))
+        envelope = 0.5 * (1 + np.sin(2 * np.pi * 3 * t + i))
+        soundfile.write(root / "clean" / f"s{i}.wav", (0.1 * voiced * envelope).astype(np.float32), 16000)
+        soundfile.write(root / "noise" / f"n{i}.wav", (0.1 * rng.standard_normal(16000)).astype(np.float32), 16000)
+    return root
+
+
+def small_config(corpus, steps, **train):
+    return train_config_from_dict({
+        "data": {"clean_dir": str(corpus / "clean"), "noise_dir": str(corpus / "noise"), "segment_seconds": 0.5},
+        "model": {"hidden_size": 16, "encoder_size": 16},
+        "train": {"steps": steps, "steps_per_epoch": 2, "batch_size": 2, "validation_batches": 1, **train},
+    })
+
+
+def weights(run_dir):
+    system, _ = load_system(run_dir / "checkpoint.json")
+    return {name: tensor.clone() for name, tensor in system.state_dict().items()}
+
+
+def test_resume_continues_exactly(corpus, tmp_path):
+    straight = tmp_path / "straight"
+    Trainer(small_config(corpus, 4), straight, progress=False).run()
+    interrupted = tmp_path / "interrupted"
+    Trainer(small_config(corpus, 2), interrupted, progress=False).run()
+    Trainer(small_config(corpus, 4), interrupted, resume=True, progress=False).run()
+    expected, resumed = weights(straight), weights(interrupted)
+    assert all(torch.equal(expected[name], resumed[name]) for name in expected)
+    with open(interrupted / "log.csv") as handle:
+        steps = [int(row["step"]) for row in csv.DictReader(handle)]
+    assert steps == [2, 4]
+    # Training changed the weights from their initial values.
+    initial = Trainer(small_config(corpus, 4), tmp_path / "fresh", progress=False).system.state_dict()
+    assert any(not torch.equal(initial[name], expected[name]) for name in expected)
+
+
+def test_same_seed_same_weights_other_seed_differs(corpus, tmp_path):
+    Trainer(small_config(corpus, 2), tmp_path / "a", progress=False).run()
+    Trainer(small_config(corpus, 2), tmp_path / "b", progress=False).run()
+    Trainer(small_config(corpus, 2, seed=5), tmp_path / "c", progress=False).run()
+    a, b, c = weights(tmp_path / "a"), weights(tmp_path / "b"), weights(tmp_path / "c")
+    assert all(torch.equal(a[name], b[name]) for name in a)
+    assert any(not torch.equal(a[name], c[name]) for name in a)
+
+
+def test_existing_run_needs_resume_and_matching_config(corpus, tmp_path):
+    Trainer(small_config(corpus, 2), tmp_path, progress=False).run()
+    with pytest.raises(HearmaskError, match="pass --resume"):
+        Trainer(small_config(corpus, 2), tmp_path, progress=False)
+    with pytest.raises(HearmaskError, match="differs from the checkpoint"):
+        Trainer(small_config(corpus, 4, learning_rate=0.5), tmp_path, resume=True, progress=False)
+
+
+def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(corpus, tmp_path):
+    trainer = Trainer(small_config(corpus, 4), tmp_path, progress=False)
+    trainer.config = small_config(corpus, 2)
+    trainer.run()  # a good checkpoint at step 2
+    good = weights(tmp_path)
+    trainer.config = small_config(corpus, 4)
+    original = trainer.train_batch
+    trainer.train_batch = lambda step: (lambda b: (b.noisy.fill_(float("nan")), b)[1])(original(step))
+    with pytest.raises(HearmaskError, match="became nan at step 2.*step 2"):
+        trainer.run()
+    kept = weights(tmp_path)
+    assert all(torch.equal(good[name], kept[name]) for name in good)
