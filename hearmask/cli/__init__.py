@@ -22,6 +22,7 @@ from hearmask.errors import HearmaskError
 COMMAND_MODULES = (
     "hearmask.cli.profiles_cmd",
     "hearmask.cli.enhance_cmd",
+    "hearmask.cli.train_cmd",
     "hearmask.cli.pipeline_cmd",
 )
 
