@@ -17,26 +17,27 @@ Chain (DESIGN.md, "Auditory model"), all in torch, batched, causal:
 3. **Inner hair cell** - half-wave rectification (step 2 works on it) and a 2nd-order
    Butterworth low-pass at 1 kHz (truncated FIR), then average-pooled to frames of
    ``output_hop_samples`` (default 16 = 1 ms: envelope modulations up to ~500 Hz survive,
-   the loss sees 16x fewer values). Low-pass and pooling are one strided convolution.
+   the loss sees 16x fewer values). Low-pass and pooling run as one strided FIR.
 4. **IHC loss** - a plain attenuation of the IHC output.
 5. **Adaptation** - ``log(1 + x / eps)``: linear near threshold, logarithmic above.
 
 Hearing loss (per channel, dB, from the audiogram by :meth:`AuditoryModel.channel_loss_db`)
 is split as in DESIGN.md: ``OHC = min(ohc_loss_fraction * loss, OHC_max(f))`` lowers the
 cochlear gain ``G(f)`` (so low levels lose gain, high levels little: loss of compression,
-recruitment); ``IHC = loss - OHC`` attenuates step 4. The 2/3 fraction is Moore &
-Glasberg's usual OHC share of a cochlear loss (e.g. Moore & Glasberg 2004, "A revised
-model of loudness perception applied to cochlear hearing loss", Hear. Res. 188, 70-88);
-Kates uses 0.8. ``OHC_max`` defaults to 35 dB at <= 250 Hz rising (linear in
-log-frequency) to 60 dB at >= 4 kHz: the order of the maximal OHC loss / cochlear gain
-in Moore & Glasberg's loudness-model work (about 55-65 dB at high frequencies, less at
-low frequencies); Kates's formula gives 14 dB at 80 Hz to 50 dB at 8 kHz. Chosen, not
-fitted.
+recruitment); ``IHC = loss - OHC`` attenuates step 4. The 2/3 fraction is DESIGN.md's;
+Kates's ear model uses 0.8 (after Moore et al. 1999, JASA 106, 2761-2778). ``OHC_max``
+defaults to 35 dB at <= 250 Hz rising, linear in log-frequency, to 60 dB at >= 4 kHz. That
+is the order of the largest OHC loss (= low-level cochlear gain) in Moore & Glasberg's
+loudness model for cochlear loss (Hear. Res. 188, 2004: roughly 55-65 dB at high
+frequencies, less at low ones; quoted from memory, not re-checked here). For comparison,
+Kates's formula ``70 (1 - 1/CR)`` (checked in pyclarity) gives 14 dB at 80 Hz rising to
+50 dB at 8 kHz. Chosen, not fitted.
 
 Level calibration: a signal with RMS 1.0 is ``full_scale_db_spl`` (100 dB SPL). With the
 default ``eps`` the model's normal threshold for a tone at a channel's centre frequency is
-about ``53 - G(f)`` dB SPL: 18 dB SPL at 250 Hz, 5 dB at 1 kHz, -7 dB at >= 4 kHz (close to
-the free-field minimum audible field, ISO 389-7, between 125 Hz and 4 kHz).
+about ``53 - G(f)`` dB SPL: 18 dB SPL at 250 Hz, 5 dB at 1 kHz, -7 dB at >= 4 kHz (within ~7 dB of
+the free-field minimum audible field, ISO 389-7, between 125 Hz and 4 kHz). The data mixer's
+default active speech levels, -40 to -20 dBFS, are then 60 to 80 dB SPL.
 """
 
 from __future__ import annotations
