@@ -23,33 +23,12 @@ import numpy as np
 import scipy.signal
 import torch
 
+from hearmask.model.erb import erb_bandwidth_hz, erb_number, erb_number_to_hz, erb_spaced_frequencies_hz  # noqa: F401 (re-exported)
+
 # Gammatone order. The bandwidth factor below is exact only for this order.
 GAMMATONE_ORDER = 4
 # b / ERB for a 4th-order gammatone: pi * 6! / (2^6 * 3!^2) = 0.9817..., inverted.
 GAMMATONE_BANDWIDTH_PER_ERB = 1.0 / (math.pi * math.factorial(6) / (2**6 * math.factorial(3) ** 2))
-
-
-def erb_bandwidth_hz(frequencies_hz: np.ndarray) -> np.ndarray:
-    """Equivalent rectangular bandwidth in Hz at ``frequencies_hz`` (Glasberg & Moore 1990)."""
-    return 24.7 * (4.37 * np.asarray(frequencies_hz, dtype=np.float64) / 1000.0 + 1.0)
-
-
-def erb_number(frequencies_hz: np.ndarray) -> np.ndarray:
-    """ERB-number (Cams) at ``frequencies_hz``: ``21.4 log10(4.37 f/1000 + 1)``."""
-    return 21.4 * np.log10(4.37 * np.asarray(frequencies_hz, dtype=np.float64) / 1000.0 + 1.0)
-
-
-def erb_number_to_hz(erb_numbers: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`erb_number`: frequency in Hz at the given ERB-numbers."""
-    return (10.0 ** (np.asarray(erb_numbers, dtype=np.float64) / 21.4) - 1.0) * 1000.0 / 4.37
-
-
-def erb_spaced_frequencies_hz(low_hz: float, high_hz: float, num_channels: int) -> np.ndarray:
-    """``num_channels`` centre frequencies from ``low_hz`` to ``high_hz`` (both included),
-    equally spaced on the ERB-number scale. Shape (C,), increasing, float64."""
-    if num_channels == 1:
-        return np.array([float(low_hz)])
-    return erb_number_to_hz(np.linspace(erb_number(low_hz), erb_number(high_hz), num_channels))
 
 
 def gammatone_impulse_responses(

@@ -32,17 +32,8 @@ from functools import cached_property
 import numpy as np
 
 from hearmask.errors import HearmaskError
+from hearmask.model.erb import erb_number, erb_number_to_hz
 from hearmask.model.stft_config import StftConfig
-
-
-def hz_to_erb_number(frequency_hz: np.ndarray | float) -> np.ndarray:
-    """ERB number (Cams) of a frequency in Hz (Glasberg & Moore 1990)."""
-    return 21.4 * np.log10(1.0 + 0.00437 * np.asarray(frequency_hz, dtype=np.float64))
-
-
-def erb_number_to_hz(erb_number: np.ndarray | float) -> np.ndarray:
-    """Inverse of :func:`hz_to_erb_number`."""
-    return (10.0 ** (np.asarray(erb_number, dtype=np.float64) / 21.4) - 1.0) / 0.00437
 
 
 def band_centres_hz(bin_frequencies_hz: np.ndarray, num_bands: int) -> np.ndarray:
@@ -61,12 +52,12 @@ def band_centres_hz(bin_frequencies_hz: np.ndarray, num_bands: int) -> np.ndarra
         )
     bin_spacing_hz = bin_frequencies_hz[1] - bin_frequencies_hz[0]
     lowest_hz, highest_hz = bin_frequencies_hz[1], bin_frequencies_hz[-1]
-    top_erb = hz_to_erb_number(highest_hz)
+    top_erb = erb_number(highest_hz)
     centres = [lowest_hz]
     for band in range(1, num_bands):
         remaining_bands = num_bands - band
-        erb_step = (top_erb - hz_to_erb_number(centres[-1])) / remaining_bands
-        next_hz = float(erb_number_to_hz(hz_to_erb_number(centres[-1]) + erb_step))
+        erb_step = (top_erb - erb_number(centres[-1])) / remaining_bands
+        next_hz = float(erb_number_to_hz(erb_number(centres[-1]) + erb_step))
         centres.append(max(next_hz, centres[-1] + bin_spacing_hz))
     centres_hz = np.array(centres)
     if centres_hz[-1] > highest_hz + 1e-6 * bin_spacing_hz:
