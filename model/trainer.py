@@ -58,15 +58,9 @@ def build_speech_sources(config: TrainConfig) -> tuple[list, object | None]:
 
         noise = WavFolder(data.noise_dir, name="noise", role="noise") if data.noise_dir else None
         return [WavFolder(data.clean_dir, name="clean", role="clean speech")], noise
-    builders = {}
-    from hearmask.model.data.asterisk import AsteriskSpeech
-    from hearmask.model.data.tts import EspeakSpeech, FliteSpeech
+    from hearmask.model.data.synth import build_speech_sources as embedded_sources
 
-    builders = {"real": AsteriskSpeech, "flite": FliteSpeech, "espeak": EspeakSpeech}
-    unknown = [name for name in data.sources if name not in builders]
-    if unknown:
-        raise HearmaskError(f"[data] sources {unknown} unknown; accepted: {', '.join(builders)}")
-    return [builders[name]() for name in data.sources], None
+    return embedded_sources(data.sources, progress=False), None
 
 
 def example_audiogram_db_hl(seed: int, index: int) -> np.ndarray:

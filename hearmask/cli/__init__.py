@@ -21,6 +21,7 @@ from hearmask.errors import HearmaskError
 # name so that ``hearmask --help`` does not pay for torch or tensorflow.
 COMMAND_MODULES = (
     "hearmask.cli.profiles_cmd",
+    "hearmask.cli.data_cmd",
     "hearmask.cli.enhance_cmd",
     "hearmask.cli.train_cmd",
     "hearmask.cli.pipeline_cmd",

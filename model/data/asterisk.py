@@ -9,7 +9,7 @@ ffmpeg process and several processes in parallel, into the cache. Non-speech fil
 dropped twice over:
 
 1. by name (:data:`NON_SPEECH_NAME_PATTERNS`: the ``silence/`` folder, beeps, two-tone
-   signals, DTMF, the recorded monkeys), before decoding;
+   signals, DTMF, the recorded monkeys, the conference join/leave sounds), before decoding;
 2. by signal (:class:`PromptFilter`): too short, too quiet, or too tonal (low spectral flatness).
 
 The per-language list of kept prompts (the "catalogue") is cached under a content address
@@ -280,9 +280,11 @@ class AsteriskSpeech(SpeechSource):
         for language in self.languages:
             prompts, dropped_by_name = self._list_prompts(language)
             key = cache_key({"kind": "asterisk-catalogue", "version": _CATALOGUE_VERSION, "language": language,
-                             "prompts": [[p.relative_name, p.decoded_key] for p in prompts], "dropped_by_name": dropped_by_name,
+                             "prompts": [[p.relative_name, p.decoded_key] for p in prompts],
+                             "dropped_by_name": dropped_by_name,
                              "filter": asdict(self.prompt_filter)})
-            catalogue = self._cache.get_or_create_json(key, lambda: self._build_catalogue(language, prompts, dropped_by_name))
+            catalogue = self._cache.get_or_create_json(
+                key, lambda: self._build_catalogue(language, prompts, dropped_by_name))
             # A catalogue may outlive a deleted decoded file: decode any that went missing.
             kept_keys = {entry["decoded_key"] for entry in catalogue["kept"]}
             self._decode_missing([p for p in prompts if p.decoded_key in kept_keys])
@@ -306,7 +308,11 @@ class AsteriskSpeech(SpeechSource):
 
     # -- reporting ---------------------------------------------------------------------
     def catalogue(self, language: str) -> dict:
-        """``{"language", "kept": [{utterance_id, seconds, active_seconds, …}], "rejected": [{utterance_id, reason}]}``."""
+        """The filtered prompt list of ``language``.
+
+        ``{"language", "kept": [{utterance_id, decoded_key, seconds, active_seconds}],
+        "rejected": [{utterance_id, reason}]}``.
+        """
         self.prepare()
         assert self._catalogues is not None
         return self._catalogues[language]

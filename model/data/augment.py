@@ -42,7 +42,8 @@ def apply_eq(audio: np.ndarray, breakpoints_hz: Sequence[float], gains_db: Seque
     breakpoints_hz = np.asarray(breakpoints_hz, dtype=np.float64)
     gains_db = np.asarray(gains_db, dtype=np.float64)
     if breakpoints_hz.size == 0 or breakpoints_hz.shape != gains_db.shape:
-        raise HearmaskError(f"EQ needs matching non-empty breakpoints and gains; got {breakpoints_hz.size} and {gains_db.size}")
+        raise HearmaskError(f"EQ needs matching non-empty breakpoints and gains; "
+                            f"got {breakpoints_hz.size} and {gains_db.size}")
     if np.any(breakpoints_hz <= 0) or np.any(np.diff(breakpoints_hz) <= 0):
         raise HearmaskError(f"EQ breakpoints {breakpoints_hz.tolist()} Hz must be positive and increasing")
     audio = np.asarray(audio, dtype=np.float64)

@@ -64,7 +64,8 @@ def _audio_files(folder: Path, role: str) -> list[Path]:
         raise HearmaskError(f"{role} folder {folder} does not exist or is not a folder")
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
     if not files:
-        raise HearmaskError(f"{role} folder {folder} holds no audio files; expected {' or '.join(AUDIO_EXTENSIONS)} files")
+        raise HearmaskError(f"{role} folder {folder} holds no audio files; "
+                            f"expected {' or '.join(AUDIO_EXTENSIONS)} files")
     return files
 
 

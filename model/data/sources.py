@@ -73,7 +73,8 @@ def split_position(utterance_id: str) -> float:
 
 
 def _check_fractions(validation_fraction: float, test_fraction: float) -> None:
-    if not (0.0 <= validation_fraction < 1.0 and 0.0 <= test_fraction < 1.0 and validation_fraction + test_fraction < 1.0):
+    each_valid = 0.0 <= validation_fraction < 1.0 and 0.0 <= test_fraction < 1.0
+    if not (each_valid and validation_fraction + test_fraction < 1.0):
         raise HearmaskError(
             f"split fractions validation={validation_fraction}, test={test_fraction} are invalid; "
             "each must be in [0, 1) and their sum below 1"

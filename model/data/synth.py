@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import soundfile as sf
+from scipy.io import wavfile
 from tqdm import tqdm
 
 from hearmask import __version__
@@ -134,7 +134,9 @@ def synthesize_dataset(out_dir: str | os.PathLike[str], config: SynthConfig, *,
         item_id = f"{index:06d}"
         files = {name: f"{name}/{item_id}.wav" for name in _SIGNAL_FOLDERS}
         for name, signal in (("clean", example.clean), ("noise", example.noise), ("noisy", example.noisy)):
-            sf.write(out_dir / files[name], signal, MODEL_SAMPLE_RATE_HZ, subtype=WAV_SUBTYPE, format="WAV")
+            # scipy writes float wav without libsndfile's time-stamped PEAK chunk, so equal
+            # signals give byte-identical files whenever they are written.
+            wavfile.write(out_dir / files[name], MODEL_SAMPLE_RATE_HZ, signal.astype("float32"))
         items.append({"id": item_id, "seed": config.seed, "files": files, **example.describe()})
 
     segment_minutes = stream.segment_samples / MODEL_SAMPLE_RATE_HZ / 60.0

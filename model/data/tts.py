@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from hearmask.errors import HearmaskError
-from hearmask.model.data.audio import MODEL_SAMPLE_RATE_HZ, to_model_rate
+from hearmask.model.data.audio import to_model_rate
 from hearmask.model.data.cache import DiskCache, cache_key
 from hearmask.model.data.sentences import SENTENCES_BY_LANGUAGE
 from hearmask.model.data.sources import SpeechSource, require_program
@@ -53,7 +53,8 @@ class _Synthesis:
 
 
 def _run_to_wav(command: list[str], text_input: str | None, scratch_wav: os.PathLike[str]) -> None:
-    result = subprocess.run(command, input=text_input, capture_output=True, encoding="utf-8", errors="replace", check=False)
+    result = subprocess.run(command, input=text_input, capture_output=True, encoding="utf-8", errors="replace",
+                            check=False)
     if result.returncode != 0 or not os.path.exists(scratch_wav) or os.path.getsize(scratch_wav) <= 44:
         raise HearmaskError(f"{command[0]} failed ({' '.join(command[1:4])} …): {result.stderr.strip()[-300:]}")
 
@@ -225,7 +226,8 @@ class EspeakSpeech(_SynthesisedSpeech):
         if not (0 <= pitch_range[0] <= pitch_range[1] <= 99):
             raise HearmaskError(f"espeak pitch range {pitch_range} is invalid; expected 0 <= low <= high <= 99")
         if not (80 <= speed_wpm_range[0] <= speed_wpm_range[1] <= 450):
-            raise HearmaskError(f"espeak speed range {speed_wpm_range} wpm is invalid; expected 80 <= low <= high <= 450")
+            raise HearmaskError(f"espeak speed range {speed_wpm_range} wpm is invalid; "
+                                "expected 80 <= low <= high <= 450")
         self.languages, self.variants = languages, variants
         self.pitch_range, self.speed_wpm_range = pitch_range, speed_wpm_range
         super().__init__(num_utterances, seed, cache_dir, noise_floor_dbfs)

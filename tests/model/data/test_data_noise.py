@@ -50,7 +50,8 @@ def test_hum_is_mains_harmonics():
     hum = _noise("hum", 4, num_samples=4 * SAMPLE_RATE_HZ)
     spectrum = np.abs(np.fft.rfft(hum)) ** 2  # 0.25 Hz bins over 4 s: harmonics fall on bins
     frequencies_hz = np.fft.rfftfreq(hum.size, 1 / SAMPLE_RATE_HZ)
-    fundamental_hz = 50.0 if spectrum[np.argmin(abs(frequencies_hz - 50))] > spectrum[np.argmin(abs(frequencies_hz - 60))] else 60.0
+    power_at_hz = {f0: spectrum[np.argmin(abs(frequencies_hz - f0))] for f0 in (50.0, 60.0)}
+    fundamental_hz = max(power_at_hz, key=power_at_hz.get)
     on_harmonic = np.isclose(frequencies_hz % fundamental_hz, 0.0) & (frequencies_hz > 0)
     assert spectrum[on_harmonic].sum() / spectrum.sum() > 0.999
 

@@ -75,7 +75,8 @@ def test_signal_check_rejects_real_tones_and_keeps_real_speech(tmp_path):
     sources = [ASTERISK_SOUNDS_DIR / "fr" / f"{name}.g722" for name in names]
     outputs = [tmp_path / f"{name}.wav" for name in names]
     decode_g722_files(sources, outputs)
-    reasons = {name: PromptFilter().reject_reason(sf.read(out, dtype="float32")[0]) for name, out in zip(names, outputs)}
+    reasons = {name: PromptFilter().reject_reason(sf.read(output, dtype="float32")[0])
+               for name, output in zip(names, outputs)}
     for tone in names[:4]:
         assert reasons[tone] is not None and "tonal" in reasons[tone], (tone, reasons[tone])
     assert reasons["vm-deleted"] is None and reasons["vm-goodbye"] is None
@@ -174,6 +175,7 @@ def test_splits_are_deterministic_disjoint_complete_and_stable():
     train, validation, test = (split_ids(ids, split) for split in ("train", "validation", "test"))
     assert set(train).isdisjoint(validation) and set(train).isdisjoint(test) and set(validation).isdisjoint(test)
     assert len(train) + len(validation) + len(test) == len(ids)
+    assert all(split_of(i) == "validation" for i in validation) and all(split_of(i) == "test" for i in test)
     assert 0.035 < len(validation) / len(ids) < 0.065 and 0.035 < len(test) / len(ids) < 0.065
     # An id's split depends on the id alone: a subset, or extra ids, never move it.
     subset = ids[::7] + ["a-new-utterance"]
