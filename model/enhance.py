@@ -1,6 +1,6 @@
 """Enhance a sound file for a listener: read, resample, process causally, resample back, write.
 
-The processing itself is a *method* (``nalr`` now; the trained network later). Every
+The processing itself is a *method*: ``model`` (the network's step form) or ``nalr``. Every
 method runs in the streaming frame engine, so the output is the input delayed by the
 STFT's algorithmic latency (plus whatever the method itself adds, which is nothing for
 NAL-R). The output file has the same length, rate and channel layout policy as stated
@@ -20,17 +20,43 @@ from hearmask.model.audio_io import Audio, channels_to_process, read_audio, resa
 from hearmask.model.stft_config import StftConfig
 from hearmask.profiles.audiogram import Audiogram
 
-# A method maps a mono float signal at the model rate to a processed one of equal length.
-Method = Callable[[np.ndarray, Audiogram, StftConfig], np.ndarray]
+# A processor maps a mono float signal at the model rate to a processed one of equal length.
+Processor = Callable[[np.ndarray], np.ndarray]
+
+METHODS = ("model", "nalr")
 
 
-def _nalr(signal: np.ndarray, audiogram: Audiogram, stft_config: StftConfig) -> np.ndarray:
-    from hearmask.model.baselines.nalr import enhance_nalr
+def make_processor(method: str, audiogram: Audiogram, *, stft_config: StftConfig | None = None,
+                   model_path: str | Path | None = None, nr_strength: float = 1.0, hlc_strength: float = 1.0,
+                   allow_exaggeration: bool = False) -> tuple[Processor, StftConfig, str]:
+    """Build the per-channel processor of ``method``; return it, its STFT config and a description.
 
-    return enhance_nalr(signal, audiogram, stft_config)
+    ``model``: the network's step form, hop by hop (``--nr`` = alpha, ``--hlc`` = beta), from
+    ``model_path`` or the shipped default model. ``nalr``: the NAL-R prescription.
+    """
+    if method == "nalr":
+        from hearmask.model.baselines.nalr import enhance_nalr
+        from hearmask.model.stft_config import shipped_stft_config
 
+        config = stft_config or shipped_stft_config("default")
+        return (lambda signal: enhance_nalr(signal, audiogram, config)), config, "NAL-R"
+    if method == "model":
+        from hearmask.model.default_model import resolve_model_path
+        from hearmask.model.streaming import StreamingEnhancer
+        from hearmask.model.system_io import load_system
 
-METHODS: dict[str, Method] = {"nalr": _nalr}
+        path = resolve_model_path(model_path)
+        system, _ = load_system(path)
+        if stft_config is not None and stft_config != system.stft_config:
+            raise HearmaskError(f"the model {path} was trained with its own STFT configuration; do not pass --stft with it")
+
+        def process(signal: np.ndarray) -> np.ndarray:
+            # A fresh enhancer per channel: each channel starts from the initial state.
+            return StreamingEnhancer(system, audiogram, nr_strength, hlc_strength, allow_exaggeration).process_signal(signal)
+
+        return process, system.stft_config, f"model {path} (nr {nr_strength:g}, hlc {hlc_strength:g})"
+    raise HearmaskError(f"unknown method {method!r}; accepted: {', '.join(METHODS)}")
+
 
 # What to do when the processed signal exceeds full scale (prescribed gain can add tens
 # of dB) and the output format is integer PCM, which cannot hold it:
@@ -47,6 +73,7 @@ class EnhanceResult:
     input_path: str
     output_path: str
     method: str
+    method_description: str
     audiogram_name: str
     input_sample_rate_hz: int
     model_sample_rate_hz: int
@@ -61,22 +88,12 @@ class EnhanceResult:
         return dict(self.__dict__)
 
 
-def enhance_audio(
-    audio: Audio,
-    audiogram: Audiogram,
-    method: str,
-    stft_config: StftConfig,
-    channel_mode: str = "mix",
-) -> Audio:
-    """Process ``audio`` with ``method`` for ``audiogram``; the result has the input's rate and length."""
-    if method not in METHODS:
-        raise HearmaskError(f"unknown method {method!r}; accepted: {', '.join(METHODS)}")
-    process = METHODS[method]
-    model_rate_hz = stft_config.sample_rate_hz
+def enhance_audio(audio: Audio, process: Processor, model_rate_hz: int, channel_mode: str = "mix") -> Audio:
+    """Run ``process`` on each channel to process; the result has the input's rate and length."""
     processed_channels = []
     for channel in channels_to_process(audio.samples, channel_mode):
         at_model_rate = resample(channel.astype(np.float64), audio.sample_rate_hz, model_rate_hz)
-        processed = process(at_model_rate, audiogram, stft_config)
+        processed = process(at_model_rate)
         back = resample(processed, model_rate_hz, audio.sample_rate_hz)
         processed_channels.append(_fit_length(back, audio.samples.shape[0]))
     samples = np.stack(processed_channels, axis=1).astype(np.float32)
@@ -102,13 +119,18 @@ def enhance_file(
     output_path: str | Path,
     audiogram: Audiogram,
     method: str,
-    stft_config: StftConfig,
+    stft_config: StftConfig | None = None,
     channel_mode: str = "mix",
     overload_policy: str = "float",
+    **processor_options,
 ) -> EnhanceResult:
-    """Read ``input_path``, enhance it, write ``output_path`` (same rate and length)."""
+    """Read ``input_path``, enhance it, write ``output_path`` (same rate and length).
+
+    ``processor_options`` go to :func:`make_processor` (model_path, nr_strength, hlc_strength, ...).
+    """
     audio = read_audio(input_path)
-    enhanced = enhance_audio(audio, audiogram, method, stft_config, channel_mode)
+    process, stft_config, description = make_processor(method, audiogram, stft_config=stft_config, **processor_options)
+    enhanced = enhance_audio(audio, process, stft_config.sample_rate_hz, channel_mode)
     peak_dbfs = 20 * np.log10(max(float(np.max(np.abs(enhanced.samples))), 1e-12))
     enhanced, overload_action = handle_overload(enhanced, overload_policy)
     write_audio(output_path, enhanced)
@@ -116,6 +138,7 @@ def enhance_file(
         input_path=str(input_path),
         output_path=str(output_path),
         method=method,
+        method_description=description,
         audiogram_name=audiogram.name,
         input_sample_rate_hz=audio.sample_rate_hz,
         model_sample_rate_hz=stft_config.sample_rate_hz,

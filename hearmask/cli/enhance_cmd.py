@@ -29,9 +29,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--listener", metavar="ID", help="listener id inside a Clarity listeners file")
     parser.add_argument("--ear", choices=("mean", "left", "right"), default="mean",
                         help="which ear's thresholds to use when the audiogram has both (default: mean)")
-    parser.add_argument("--method", choices=("nalr",), default="nalr", help="processing method (default: nalr)")
-    parser.add_argument("--stft", default="default", metavar="NAME",
-                        help="STFT configuration: default (8 ms), low_latency (4 ms), symmetric_8ms")
+    parser.add_argument("--method", choices=("model", "nalr"), default="model",
+                        help="model: the network's streaming step form (default); nalr: the NAL-R prescription")
+    parser.add_argument("--model", metavar="RUN_DIR|CHECKPOINT",
+                        help="trained model for --method model (default: the model shipped with hearmask)")
+    parser.add_argument("--nr", type=float, default=1.0, metavar="ALPHA",
+                        help="noise-reduction strength alpha in [0, 1] (default 1)")
+    parser.add_argument("--hlc", type=float, default=1.0, metavar="BETA",
+                        help="hearing-loss-compensation strength beta in [0, 1] (default 1)")
+    parser.add_argument("--allow-exaggeration", action="store_true", help="accept strengths above 1")
+    parser.add_argument("--stft", metavar="NAME",
+                        help="STFT configuration for nalr: default (8 ms), low_latency (4 ms), symmetric_8ms; "
+                        "a model always uses the one it was trained with")
     parser.add_argument("--channels", choices=("mix", "each"), default="mix", help="multi-channel handling (see above)")
     parser.add_argument(
         "--on-overload", choices=("float", "normalize", "clip"), default="float",
@@ -48,11 +57,16 @@ def run(args: argparse.Namespace) -> int:
     from hearmask.profiles.io import load_audiogram
 
     audiogram = load_audiogram(args.audiogram, listener_id=args.listener).for_ear(args.ear)
-    result = enhance_file(args.input, args.output, audiogram, args.method, shipped_stft_config(args.stft), args.channels,
-                          args.on_overload)
+    options = {}
+    if args.method == "model":
+        options = dict(model_path=args.model, nr_strength=args.nr, hlc_strength=args.hlc,
+                       allow_exaggeration=args.allow_exaggeration)
+    stft_config = shipped_stft_config(args.stft) if args.stft else None
+    result = enhance_file(args.input, args.output, audiogram, args.method, stft_config, args.channels,
+                          args.on_overload, **options)
     summary = (
         f"wrote {result.output_path} ({result.duration_s:.2f} s, {result.input_sample_rate_hz} Hz, "
-        f"{result.num_channels_out} ch) with {result.method} for {result.audiogram_name}; "
+        f"{result.num_channels_out} ch) with {result.method_description} for {result.audiogram_name}; "
         f"algorithmic latency {result.algorithmic_latency_ms:.1f} ms"
     )
     if result.overload_action != "none":
