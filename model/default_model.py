@@ -27,7 +27,7 @@ def resolve_model_path(model_path: str | Path | None) -> Path:
     shipped = default_model_checkpoint()
     if shipped is None:
         raise HearmaskError(
-            f"no model given and no default model shipped in {DEFAULT_MODEL_DIR}; pass --model RUN_DIR|CHECKPOINT "
-            "(train one with `hearmask train`), or use --method nalr"
+            f"no model given and no default model shipped in {DEFAULT_MODEL_DIR}; give a model "
+            "(a RUN_DIR or CHECKPOINT written by `hearmask train`)"
         )
     return shipped

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "hearmask.cli.data_cmd",
     "hearmask.cli.enhance_cmd",
     "hearmask.cli.train_cmd",
+    "hearmask.cli.info_cmd",
     "hearmask.cli.pipeline_cmd",
 )
 
