@@ -31,6 +31,7 @@ from functools import cached_property
 
 import numpy as np
 
+from hearmask.dataclass_dict import dataclass_from_dict
 from hearmask.errors import HearmaskError
 from hearmask.model.erb import erb_number, erb_number_to_hz
 from hearmask.model.stft_config import StftConfig
@@ -148,11 +149,7 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "FeatureConfig":
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise HearmaskError(f"unknown feature config field(s) {unknown}; accepted: {sorted(known)}")
-        return cls(**values)
+        return dataclass_from_dict(cls, values, "feature config")
 
 
 def power_normaliser(stft_config: StftConfig) -> float:

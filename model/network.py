@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hearmask.dataclass_dict import dataclass_from_dict
 from hearmask.errors import HearmaskError
 from hearmask.model.features import BandLayout
 from hearmask.model.recurrent import PrimitiveGruCell
@@ -89,11 +90,7 @@ class MaskNetConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "MaskNetConfig":
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise HearmaskError(f"unknown mask network config field(s) {unknown}; accepted: {sorted(known)}")
-        return cls(**values)
+        return dataclass_from_dict(cls, values, "mask network config")
 
 
 def validate_masknet_config(config: MaskNetConfig) -> None:

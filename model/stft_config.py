@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from hearmask.dataclass_dict import dataclass_from_dict
 from hearmask.errors import HearmaskError
 
 # Window shapes a user may choose. Each is the periodic form, which is constant
@@ -89,11 +90,7 @@ class StftConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "StftConfig":
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise HearmaskError(f"unknown STFT config field(s) {unknown}; accepted: {sorted(known)}")
-        return cls(**values)
+        return dataclass_from_dict(cls, values, "STFT config")
 
     def windows(self) -> tuple[np.ndarray, np.ndarray]:
         """Analysis and synthesis windows, each float64 of shape ``(analysis_window_samples,)``.
