@@ -18,7 +18,10 @@ import csv
 import json
 import math
 import os
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +81,26 @@ def _without_steps(config_dict) -> dict | None:
         return None
     train = {k: v for k, v in config_dict.get("train", {}).items() if k != "steps"}
     return {**config_dict, "train": train}
+
+
+@contextmanager
+def _stop_requests(trainer: "Trainer"):
+    """SIGINT (Ctrl-C) and SIGTERM (``kill``, a scheduler pre-empting the job) ask the loop
+    to stop at the next step boundary, where it saves a checkpoint that resumes exactly.
+    (A background job ignores SIGINT, so SIGTERM is the polite way to stop it.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def request_stop(signum, frame):
+        trainer.stop_requested = True
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class TrainingModule(nn.Module):
@@ -186,53 +209,56 @@ class Trainer:
         return np.mean(values, axis=0)
 
     def run(self) -> dict:
+        """Train to ``[train] steps``; on SIGINT/SIGTERM save a checkpoint and raise KeyboardInterrupt."""
         config = self.config.train
-        total_steps = config.steps
-        segment_s = self.config.data.segment_seconds
-        is_writer = self.rank == 0
         bar = None
-        if self.progress and is_writer:
+        if self.progress and self.rank == 0:
             from tqdm import tqdm
 
-            bar = tqdm(total=total_steps, initial=self.step, unit="step", desc="train", dynamic_ncols=True)
-        epoch_values: list[np.ndarray] = []
+            bar = tqdm(total=config.steps, initial=self.step, unit="step", desc="train", dynamic_ncols=True)
         started = time.perf_counter() - self.elapsed_s
-        audio_started = self.step
+        epoch_values: list[np.ndarray] = []
+        self.stop_requested = False
         try:
-            while self.step < total_steps:
-                batch = self.train_batch(self.step)
-                values = self.wrapped(batch.noisy, batch.clean, batch.audiogram, batch.channel_loss_db)
-                if not torch.isfinite(values[0]):
-                    raise HearmaskError(
-                        f"training loss became {float(values[0].detach())} at step {self.step}; stopped. The last good "
-                        f"checkpoint (step {self._saved_step()}) is kept in {self.run_dir}; lower [train] "
-                        "learning_rate or check the data"
-                    )
-                self.optimizer.zero_grad(set_to_none=True)
-                values[0].backward()
-                nn.utils.clip_grad_norm_(self.module.parameters(), config.gradient_clip)
-                self.optimizer.step()
-                self.step += 1
-                epoch_values.append(values.detach().cpu().numpy())
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{float(values[0]):.4f}")
-                if self.step % config.steps_per_epoch == 0 or self.step == total_steps:
-                    self.elapsed_s = time.perf_counter() - started
-                    throughput = ((self.step - audio_started) * config.batch_size * self.world_size * segment_s
-                                  / max(self.elapsed_s, 1e-9))
-                    self._end_epoch(np.mean(epoch_values, axis=0), throughput)
-                    epoch_values = []
-        except KeyboardInterrupt:
-            if is_writer:
-                self.elapsed_s = time.perf_counter() - started
-                self._save("checkpoint.json")
-            raise
+            with _stop_requests(self):
+                while self.step < config.steps:
+                    if self.stop_requested:
+                        if self.rank == 0:
+                            self.elapsed_s = time.perf_counter() - started
+                            self._save("checkpoint.json")
+                        raise KeyboardInterrupt(f"stopped at step {self.step}; resume with --resume")
+                    epoch_values.append(self._train_step(bar))
+                    if self.step % config.steps_per_epoch == 0 or self.step == config.steps:
+                        self.elapsed_s = time.perf_counter() - started
+                        audio_s = self.step * config.batch_size * self.world_size * self.config.data.segment_seconds
+                        self._end_epoch(np.mean(epoch_values, axis=0), audio_s / max(self.elapsed_s, 1e-9))
+                        epoch_values.clear()
         finally:
             if bar is not None:
                 bar.close()
         return {"step": self.step, "best_val_loss": self.best_val_loss, "elapsed_s": self.elapsed_s,
                 "run_dir": str(self.run_dir)}
+
+    def _train_step(self, bar) -> np.ndarray:
+        """One optimiser step on batch ``self.step``; returns [total, nr, hlc] losses."""
+        batch = self.train_batch(self.step)
+        values = self.wrapped(batch.noisy, batch.clean, batch.audiogram, batch.channel_loss_db)
+        if not torch.isfinite(values[0]):
+            raise HearmaskError(
+                f"training loss became {float(values[0].detach())} at step {self.step}; stopped. The last good "
+                f"checkpoint (step {self._saved_step()}) is kept in {self.run_dir}; lower [train] "
+                "learning_rate or check the data"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        values[0].backward()
+        nn.utils.clip_grad_norm_(self.module.parameters(), self.config.train.gradient_clip)
+        self.optimizer.step()
+        self.step += 1
+        values = values.detach().cpu().numpy()
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{values[0]:.4f}")
+        return values
 
     def _end_epoch(self, train_values: np.ndarray, audio_s_per_s: float) -> None:
         val_values = self.validate()

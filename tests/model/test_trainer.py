@@ -118,3 +118,29 @@ def test_two_process_ddp_with_gloo_matches_one_process_with_the_whole_batch(corp
     difference = torch.cat([(distributed[name] - single[name]).abs().flatten() for name in single])
     assert float(difference.max()) <= 2 * whole.train.learning_rate
     assert float((difference <= 1e-6).float().mean()) >= 0.95
+
+
+def test_sigterm_stops_at_a_step_boundary_and_resumes_exactly(corpus, tmp_path):
+    """`kill` (SIGTERM) mid-run: checkpoint at the current step, then --resume equals a straight run."""
+    import os
+    import signal
+
+    straight = tmp_path / "straight"
+    Trainer(small_config(corpus, 3, steps_per_epoch=3), straight, progress=False).run()
+    stopped = tmp_path / "stopped"
+    trainer = Trainer(small_config(corpus, 3, steps_per_epoch=3), stopped, progress=False)
+    original = trainer.train_batch
+
+    def batch_then_signal(step):
+        if step == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives while step 1 runs
+        return original(step)
+
+    trainer.train_batch = batch_then_signal
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    _, metadata = load_system(stopped / "checkpoint.json")
+    assert metadata["progress"]["step"] == 2  # step 1 finished, then the loop stopped
+    Trainer(small_config(corpus, 3, steps_per_epoch=3), stopped, resume=True, progress=False).run()
+    expected, resumed = weights(straight), weights(stopped)
+    assert all(torch.equal(expected[name], resumed[name]) for name in expected)
