@@ -14,6 +14,7 @@ Example (every section and key optional; defaults are the shipped recipe)::
     nr_weight = 1.0             # fixed weights (weighting = "fixed")
     hlc_weight = 1.0
     distance = "l1"             # l1 | mse on auditory-model outputs
+    nr_mask_weight = 0.0        # auxiliary band ideal-ratio-mask loss on the NR mask (0 = off)
 
     [data]
     sources = ["real", "flite", "espeak"]
@@ -69,6 +70,7 @@ class TaskSection:
     nr_weight: float = 1.0  # used when weighting = "fixed"
     hlc_weight: float = 1.0
     distance: str = "l1"  # distance between auditory-model outputs
+    nr_mask_weight: float = 0.0  # weight of the auxiliary NR mask loss (band IRM target); 0 = paper's objective only
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,8 @@ def validate_train_config(config: TrainConfig, source: str = "config") -> None:
         raise HearmaskError(f"{source}: [task] weighting {task.weighting!r}; accepted: {', '.join(WEIGHTINGS)}")
     if task.distance not in DISTANCES:
         raise HearmaskError(f"{source}: [task] distance {task.distance!r}; accepted: {', '.join(DISTANCES)}")
+    if task.nr_mask_weight < 0:
+        raise HearmaskError(f"{source}: [task] nr_mask_weight must be >= 0, got {task.nr_mask_weight}")
     if task.nr_weight < 0 or task.hlc_weight < 0:
         raise HearmaskError(f"{source}: [task] weights must be >= 0, got {task.nr_weight}, {task.hlc_weight}")
     if len(data.snr_db) != 2 or data.snr_db[0] > data.snr_db[1]:

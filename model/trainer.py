@@ -145,7 +145,7 @@ class Trainer:
         self.auditory_model = AuditoryModel(AuditoryModelConfig(sample_rate_hz=stft_config.sample_rate_hz))
         task = config.task
         loss = MultiTaskLoss(self.auditory_model, task.variant, task.weighting, task.nr_weight, task.hlc_weight,
-                             task.distance)
+                             task.distance, task.nr_mask_weight)
         self.module = TrainingModule(self.system, loss).to(self.device)
         self.optimizer = torch.optim.Adam(self.module.parameters(), lr=config.train.learning_rate)
         self.step = 0
