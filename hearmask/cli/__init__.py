@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "hearmask.cli.enhance_cmd",
     "hearmask.cli.train_cmd",
     "hearmask.cli.info_cmd",
+    "hearmask.cli.evaluate_cmd",
     "hearmask.cli.pipeline_cmd",
 )
 
