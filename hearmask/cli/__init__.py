@@ -26,6 +26,8 @@ COMMAND_MODULES = (
     "hearmask.cli.train_cmd",
     "hearmask.cli.info_cmd",
     "hearmask.cli.evaluate_cmd",
+    "hearmask.cli.quantize_cmd",
+    "hearmask.cli.validate_cmd",
     "hearmask.cli.pipeline_cmd",
 )
 

@@ -1,0 +1,123 @@
+"""The Brevitas QAT form of the network: fixed TFLite scales, state feedback, step = sequence, float parity."""
+
+import numpy as np
+import pytest
+import torch
+from brevitas.graph.calibrate import calibration_mode
+from brevitas.nn import QuantIdentity
+
+from hearmask.model.network import MaskNet
+from hearmask.quantize.qat_model import QuantMaskNet, proxy_spec
+from hearmask.quantize.quant_spec import AUDIOGRAM_INPUT, SIGMOID_OUTPUT, STATE, TANH_OUTPUT
+from hearmask.quantize.quantizers import CalibratedActQuant
+
+
+def test_fixed_quant_points_have_tflites_scales(tiny_networks):
+    specs = tiny_networks[1].activation_specs()
+    layers = range(tiny_networks[1].config.num_layers)
+    assert specs["audiogram_input"].matches(AUDIOGRAM_INPUT)
+    for name in ["state_input", "encoder_activation", *[f"recurrent_layers.{i}.new_state" for i in layers],
+                 *[f"recurrent_layers.{i}.candidate_activation" for i in layers]]:
+        assert specs[name].matches(TANH_OUTPUT), name
+    for name in ["nr_activation", "hlc_activation", *[f"recurrent_layers.{i}.gate_activation" for i in layers]]:
+        assert specs[name].matches(SIGMOID_OUTPUT), name
+
+
+def test_every_op_boundary_is_a_quant_point(tiny_networks):
+    specs = tiny_networks[1].activation_specs()
+    per_layer = {"input_linear", "hidden_linear", "gate_sum", "gate_activation", "reset_product", "candidate_sum",
+                 "candidate_activation", "state_difference", "update_product", "new_state"}
+    expected = {"features_input", "audiogram_input", "state_input", "encoder", "film", "film_product", "film_sum",
+                "encoder_activation", "nr_head", "hlc_head", "nr_band_to_bin", "hlc_band_to_bin", "nr_activation",
+                "hlc_activation"} | {f"recurrent_layers.{i}.{name}" for i in range(2) for name in per_layer}
+    assert set(specs) == expected
+
+
+def test_calibrated_range_covers_tensors_of_one_sign():
+    """Brevitas's percentile interval alone gives an all-negative tensor a range without 0."""
+    quantizer = QuantIdentity(act_quant=CalibratedActQuant, return_quant_tensor=True)
+    negative = -3.1 - 0.1 * torch.rand(400)
+    with torch.no_grad(), calibration_mode(quantizer):
+        quantizer(negative)
+    spec = proxy_spec(quantizer.eval().act_quant)
+    assert spec.min_value == pytest.approx(-3.2, abs=0.02) and spec.max_value >= 0
+    assert torch.max(torch.abs(quantizer(negative).value - negative)) <= spec.scale / 2 + 1e-6
+
+
+def test_sequence_form_equals_the_step_form_with_state_feedback(tiny_networks, helpers):
+    network = tiny_networks[1]
+    features = torch.as_tensor(np.stack([helpers.feature_sequence(15, 32, seed) for seed in (5, 6)]))
+    audiogram = torch.as_tensor(np.repeat(helpers.audiogram, 2, axis=0))
+    with torch.no_grad():
+        nr_sequence, hlc_sequence, states = network.sequence_fractions(features, audiogram)
+        nr_db_sequence, _ = network(features, audiogram)
+        state = network.initial_state(2)
+        for frame in range(features.shape[1]):
+            nr_fraction, hlc_fraction, state = network.step_fractions(features[:, frame], audiogram, state)
+            assert torch.allclose(nr_fraction, nr_sequence[:, frame], atol=1e-6)
+            assert torch.allclose(hlc_fraction, hlc_sequence[:, frame], atol=1e-6)
+            assert torch.allclose(state, states[:, frame], atol=1e-6)
+    assert torch.allclose(nr_db_sequence, network.fractions_to_db(nr_sequence, hlc_sequence)[0])
+
+
+def test_output_state_is_on_the_input_state_grid(tiny_networks, helpers):
+    network = tiny_networks[1]
+    features = torch.as_tensor(helpers.feature_sequence(20, 32, 9))
+    audiogram = torch.as_tensor(helpers.audiogram)
+    state = network.initial_state(1)
+    with torch.no_grad():
+        for frame in range(20):
+            nr_fraction, hlc_fraction, state = network.step_fractions(features[frame : frame + 1], audiogram, state)
+            codes = STATE.quantize(state.numpy())
+            assert np.array_equal(STATE.dequantize(codes), state.numpy())  # feeding it back changes nothing
+            for fraction in (nr_fraction, hlc_fraction):
+                assert np.array_equal(SIGMOID_OUTPUT.dequantize(SIGMOID_OUTPUT.quantize(fraction.numpy())),
+                                      fraction.numpy())
+    assert np.abs(state.numpy()).max() > 0.05  # the state did move
+
+
+def test_fake_quant_stays_close_to_the_float_network(tiny_networks, helpers):
+    float_network, network = tiny_networks
+    features = torch.as_tensor(helpers.feature_sequence(60, 32, 11))[None]
+    audiogram = torch.as_tensor(helpers.audiogram)
+    with torch.no_grad():
+        float_nr, float_hlc = float_network(features, audiogram)
+        nr_db, hlc_db = network(features, audiogram)
+    # One LSB of the sigmoid output is 25/256 dB (NR) and 60/256 dB (HLC).
+    assert torch.mean(torch.abs(nr_db - float_nr)) < 0.3
+    assert torch.mean(torch.abs(hlc_db - float_hlc)) < 0.6
+    assert torch.std(float_hlc) > 0.5  # the outputs vary, so the comparison means something
+
+
+@pytest.mark.parametrize("conditioning", ["film", "concat"])
+def test_with_quantization_off_the_qat_form_is_the_float_network(conditioning, helpers):
+    torch.manual_seed(3)
+    float_network = MaskNet(helpers.tiny_config(conditioning=conditioning)).eval()
+    network = QuantMaskNet(float_network)
+    assert network.count_parameters() == float_network.count_parameters()
+    assert network.macs_per_frame() == float_network.macs_per_frame()
+    features = torch.as_tensor(helpers.feature_sequence(12, 32, 2))[None]
+    audiogram = torch.as_tensor(helpers.audiogram)
+    with torch.no_grad():
+        expected = float_network(features, audiogram)
+        with calibration_mode(network):  # quantizers off (they only record statistics)
+            actual = network(features, audiogram)
+    for expected_db, actual_db in zip(expected, actual):
+        assert torch.allclose(expected_db, actual_db, atol=1e-4)
+
+
+def test_quantized_linears_follow_tflites_weight_and_bias_rules(tiny_networks):
+    float_network, network = tiny_networks
+    linears = network.quantized_linears()
+    assert len(linears) == 10
+    for name, linear in linears.items():
+        assert np.abs(linear.weight_int8.astype(int)).max() <= 127, name  # symmetric, zero point 0
+        if linear.bias_int32 is not None:
+            assert linear.bias_scale == pytest.approx(linear.input.scale * linear.weight_scale, rel=1e-6)
+    head = linears["nr_head"]
+    assert np.allclose(head.bias, float_network.nr_head.bias.detach().numpy(), atol=head.bias_scale / 2 + 1e-9)
+    assert np.allclose(head.weight, float_network.nr_head.weight.detach().numpy(), atol=head.weight_scale / 2 + 1e-7)
+    # The interpolation matrix is fixed: quantized at 1/127 (its largest entry is 1) and has no bias.
+    interpolation = linears["nr_band_to_bin"]
+    assert interpolation.bias_int32 is None and interpolation.weight_scale == pytest.approx(1 / 127)
+    assert np.allclose(interpolation.weight, float_network.band_to_bin.numpy(), atol=0.5 / 127 + 1e-7)

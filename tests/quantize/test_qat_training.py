@@ -1,0 +1,77 @@
+"""Calibration + QAT from a trained run: real data sets the ranges, resume is exact, checkpoints reload."""
+
+import pytest
+import torch
+
+from hearmask.errors import HearmaskError
+from hearmask.model.checkpoint import load_checkpoint
+from hearmask.model.system_io import load_system
+from hearmask.quantize.qat_training import QAT_CHECKPOINT_NAME, QatTrainer, load_qat_system
+
+
+def model_tensors_of(out_dir):
+    tensors, metadata = load_checkpoint(out_dir / QAT_CHECKPOINT_NAME)
+    return {name: tensor for name, tensor in tensors.items() if name.startswith("model/")}, metadata
+
+
+def test_calibration_sets_ranges_from_real_batches_and_the_checkpoint_reloads(trained_run, tmp_path, helpers):
+    trainer = QatTrainer(trained_run, tmp_path, helpers.fast_qat_config(steps=0), progress=False)
+    assert trainer.source_path.name == "best.json"  # a run folder means its best checkpoint
+    summary = trainer.run()
+    assert summary["step"] == 0
+    network = trainer.qat_system.networks[0]
+    batch = trainer.data.train_batch(0)
+    with torch.no_grad():
+        features = trainer.qat_system.features(trainer.qat_system.stft.stft(batch.noisy))
+    spec = network.activation_specs()["features_input"]
+    # The calibrated input range spans the real features (0.001-99.999 % percentiles).
+    assert spec.min_value <= float(features.min()) + spec.scale and spec.max_value >= float(features.max()) - spec.scale
+    assert spec.max_value - spec.min_value < 4 * float(features.max() - features.min())
+
+    qat_system, float_system, metadata = load_qat_system(tmp_path)
+    assert metadata["progress"] == {"step": 0, "calibrated": True, "elapsed_s": metadata["progress"]["elapsed_s"],
+                                    "loss": None}
+    source, _ = load_system(trained_run / "best.json")
+    for name, tensor in source.state_dict().items():
+        assert torch.equal(float_system.state_dict()[name], tensor), name
+    sample = torch.as_tensor(helpers.feature_sequence(6, 32, 1))[None]
+    audiogram = torch.as_tensor(helpers.audiogram)
+    with torch.no_grad():
+        expected = network.eval().sequence_fractions(sample, audiogram)
+        actual = qat_system.networks[0].sequence_fractions(sample, audiogram)
+    for a, b in zip(expected, actual):
+        assert torch.equal(a, b)
+
+
+def test_resumed_qat_equals_the_uninterrupted_run(trained_run, tmp_path, helpers):
+    QatTrainer(trained_run, tmp_path / "straight", helpers.fast_qat_config(steps=2), progress=False).run()
+    QatTrainer(trained_run, tmp_path / "resumed", helpers.fast_qat_config(steps=1), progress=False).run()
+    QatTrainer(trained_run, tmp_path / "resumed", helpers.fast_qat_config(steps=2), resume=True, progress=False).run()
+    straight, straight_meta = model_tensors_of(tmp_path / "straight")
+    resumed, resumed_meta = model_tensors_of(tmp_path / "resumed")
+    assert straight_meta["progress"]["step"] == resumed_meta["progress"]["step"] == 2
+    assert set(straight) == set(resumed)
+    assert all(torch.equal(straight[name], resumed[name]) for name in straight)
+    # QAT moved the weights away from the float ones it started from.
+    float_tensors, _ = load_checkpoint(tmp_path / "straight" / QAT_CHECKPOINT_NAME)
+    assert not torch.equal(straight["model/networks.0.nr_head.weight"], float_tensors["float/networks.0.nr_head.weight"])
+
+
+def test_existing_run_needs_resume_and_the_same_settings(trained_run, tmp_path, helpers):
+    QatTrainer(trained_run, tmp_path, helpers.fast_qat_config(steps=0), progress=False).run()
+    with pytest.raises(HearmaskError, match="already holds a QAT run"):
+        QatTrainer(trained_run, tmp_path, helpers.fast_qat_config(steps=0), progress=False)
+    with pytest.raises(HearmaskError, match="only --qat-steps may change"):
+        QatTrainer(trained_run, tmp_path, helpers.fast_qat_config(learning_rate=0.5), resume=True, progress=False)
+    with pytest.raises(HearmaskError, match="another float checkpoint"):
+        QatTrainer(trained_run / "checkpoint.json", tmp_path, helpers.fast_qat_config(steps=0), resume=True,
+                   progress=False)
+    with pytest.raises(HearmaskError, match="holds no qat_checkpoint.json"):
+        QatTrainer(trained_run, tmp_path / "empty", helpers.fast_qat_config(), resume=True, progress=False)
+
+
+def test_invalid_settings_and_sources_are_clear_errors(tmp_path, helpers):
+    with pytest.raises(HearmaskError, match="QAT segment_seconds must be within"):
+        helpers.fast_qat_config(segment_seconds=0.01)
+    with pytest.raises(HearmaskError, match="no checkpoint at"):
+        QatTrainer(tmp_path / "nothing", tmp_path / "out", helpers.fast_qat_config(), progress=False)
