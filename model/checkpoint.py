@@ -124,6 +124,29 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     return tensors, metadata
 
 
+OPTIMIZER_PREFIX = "optimizer/"
+
+
+def optimizer_to_checkpoint(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
+    """An optimiser's state as checkpoint tensors (``optimizer/<param>/<key>``) plus its
+    JSON-able param groups, so resuming needs no pickle."""
+    state = optimizer.state_dict()
+    tensors = {f"{OPTIMIZER_PREFIX}{index}/{key}": torch.as_tensor(value)
+               for index, values in state["state"].items() for key, value in values.items()}
+    return tensors, state["param_groups"]
+
+
+def optimizer_from_checkpoint(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                              param_groups: list) -> None:
+    """Inverse of :func:`optimizer_to_checkpoint`: load the saved state into ``optimizer``."""
+    state: dict = {"state": {}, "param_groups": param_groups}
+    for name, tensor in tensors.items():
+        if name.startswith(OPTIMIZER_PREFIX):
+            index, key = name[len(OPTIMIZER_PREFIX):].split("/", 1)
+            state["state"].setdefault(int(index), {})[key] = tensor
+    optimizer.load_state_dict(state)
+
+
 def software_versions() -> dict[str, str]:
     """Versions recorded in every artifact."""
     import platform

@@ -32,7 +32,13 @@ from torch import nn
 
 from hearmask.errors import HearmaskError
 from hearmask.model.auditory import AuditoryModel, AuditoryModelConfig
-from hearmask.model.checkpoint import load_checkpoint, save_checkpoint, software_versions
+from hearmask.model.checkpoint import (
+    load_checkpoint,
+    optimizer_from_checkpoint,
+    optimizer_to_checkpoint,
+    save_checkpoint,
+    software_versions,
+)
 from hearmask.model.data.stream import TrainingMixtureStream
 from hearmask.model.losses import MultiTaskLoss
 from hearmask.model.stft_config import shipped_stft_config
@@ -300,11 +306,8 @@ class Trainer:
         if self.module.loss.log_variances is not None:
             tensors["loss/log_variances"] = self.module.loss.log_variances.detach()
         if with_optimizer:
-            state = self.optimizer.state_dict()
-            for index, values in state["state"].items():
-                for key, tensor in values.items():
-                    tensors[f"optimizer/{index}/{key}"] = torch.as_tensor(tensor)
-            metadata["optimizer_param_groups"] = state["param_groups"]
+            optimizer_tensors, metadata["optimizer_param_groups"] = optimizer_to_checkpoint(self.optimizer)
+            tensors.update(optimizer_tensors)
         save_checkpoint(self.run_dir / name, tensors, metadata)
 
     def _saved_step(self) -> int:
@@ -321,12 +324,7 @@ class Trainer:
         if "loss/log_variances" in tensors:
             with torch.no_grad():
                 self.module.loss.log_variances.copy_(tensors["loss/log_variances"])
-        optimizer_state = {"state": {}, "param_groups": metadata["optimizer_param_groups"]}
-        for name, tensor in tensors.items():
-            if name.startswith("optimizer/"):
-                _, index, key = name.split("/", 2)
-                optimizer_state["state"].setdefault(int(index), {})[key] = tensor
-        self.optimizer.load_state_dict(optimizer_state)
+        optimizer_from_checkpoint(self.optimizer, tensors, metadata["optimizer_param_groups"])
         progress = metadata["progress"]
         self.step = int(progress["step"])
         self.best_val_loss = float(progress["best_val_loss"])

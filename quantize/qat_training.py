@@ -32,6 +32,8 @@ from torch import nn
 from hearmask.errors import HearmaskError
 from hearmask.model.checkpoint import (
     load_checkpoint,
+    optimizer_from_checkpoint,
+    optimizer_to_checkpoint,
     resolve_checkpoint_path,
     save_checkpoint,
     sha256_of_file,
@@ -205,11 +207,8 @@ class QatTrainer:
         # The float model QAT started from travels with it: it is the reference in validation.
         tensors.update({FLOAT_PREFIX + name: tensor for name, tensor in self.float_system.state_dict().items()})
         metadata = self._metadata()
-        state = self.optimizer.state_dict()
-        for index, values in state["state"].items():
-            for key, tensor in values.items():
-                tensors[f"optimizer/{index}/{key}"] = torch.as_tensor(tensor)
-        metadata["optimizer_param_groups"] = state["param_groups"]
+        optimizer_tensors, metadata["optimizer_param_groups"] = optimizer_to_checkpoint(self.optimizer)
+        tensors.update(optimizer_tensors)
         save_checkpoint(self.out_dir / QAT_CHECKPOINT_NAME, tensors, metadata)
 
     def _restore(self, checkpoint: Path) -> None:
@@ -225,12 +224,7 @@ class QatTrainer:
                                 f"the checkpoint has {saved_config}")
         load_qat_state(self.qat_system, tensors, str(checkpoint))
         self.optimizer = self._new_optimizer()
-        optimizer_state = {"state": {}, "param_groups": metadata["optimizer_param_groups"]}
-        for name, tensor in tensors.items():
-            if name.startswith("optimizer/"):
-                _, index, key = name.split("/", 2)
-                optimizer_state["state"].setdefault(int(index), {})[key] = tensor
-        self.optimizer.load_state_dict(optimizer_state)
+        optimizer_from_checkpoint(self.optimizer, tensors, metadata["optimizer_param_groups"])
         progress = metadata["progress"]
         self.step = int(progress["step"])
         self.calibrated = bool(progress["calibrated"])
