@@ -16,7 +16,8 @@ specs = st.builds(QuantSpec, st.floats(1e-5, 10.0), st.integers(-128, 127))
 def test_round_trip_error_is_at_most_half_a_step_inside_the_range(spec, positions):
     values = spec.min_value + np.asarray(positions) * (spec.max_value - spec.min_value)
     restored = spec.dequantize(spec.quantize(values))
-    assert np.all(np.abs(restored - values) <= 0.5 * spec.scale * (1 + 1e-5))
+    # Half a step, plus float32 rounding of the dequantized value (relative 2^-24).
+    assert np.all(np.abs(restored - values) <= 0.5 * spec.scale * (1 + 1e-5) + 1e-6 * np.abs(values))
 
 
 @settings(max_examples=100, deadline=None)
