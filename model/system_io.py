@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from hearmask.errors import HearmaskError
-from hearmask.model.checkpoint import load_checkpoint
+from hearmask.model.checkpoint import load_checkpoint, save_checkpoint
 from hearmask.model.network import MaskNetConfig
 from hearmask.model.stft_config import StftConfig
 from hearmask.model.system import HearingAidSystem
@@ -45,6 +45,13 @@ def system_from_description(description: dict[str, Any], source: str = "checkpoi
 
 def model_tensors(system: HearingAidSystem) -> dict[str, torch.Tensor]:
     return {MODEL_PREFIX + name: tensor for name, tensor in system.state_dict().items()}
+
+
+def save_system(json_path: str | Path, system: HearingAidSystem, metadata: dict[str, Any] | None = None,
+                extra_tensors: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write ``system`` as a checkpoint :func:`load_system` reads back (plus any extra metadata/tensors)."""
+    tensors = {**model_tensors(system), **(extra_tensors or {})}
+    return save_checkpoint(json_path, tensors, {"system": system_description(system), **(metadata or {})})
 
 
 def load_system(path: str | Path) -> tuple[HearingAidSystem, dict[str, Any]]:

@@ -36,14 +36,13 @@ from hearmask.model.checkpoint import (
     load_checkpoint,
     optimizer_from_checkpoint,
     optimizer_to_checkpoint,
-    save_checkpoint,
     software_versions,
 )
 from hearmask.model.data.stream import TrainingMixtureStream
 from hearmask.model.losses import MultiTaskLoss
 from hearmask.model.stft_config import shipped_stft_config
 from hearmask.model.system import HearingAidSystem, build_masknet_configs
-from hearmask.model.system_io import MODEL_PREFIX, model_tensors, system_description
+from hearmask.model.system_io import MODEL_PREFIX, save_system
 from hearmask.model.train_config import TrainConfig
 from hearmask.profiles.audiogram import MODEL_AUDIOGRAM_FREQUENCIES_HZ, MODEL_INPUT_SCALE_DB
 from hearmask.profiles.interpolate import interpolate_db_hl
@@ -293,7 +292,6 @@ class Trainer:
 
     def _metadata(self) -> dict:
         return {
-            "system": system_description(self.system),
             "train_config": self.config.to_dict(),
             "progress": {"step": self.step, "best_val_loss": self.best_val_loss, "elapsed_s": self.elapsed_s,
                          "world_size": self.world_size},
@@ -301,14 +299,13 @@ class Trainer:
         }
 
     def _save(self, name: str, with_optimizer: bool = True) -> None:
-        tensors = model_tensors(self.system)
-        metadata = self._metadata()
+        tensors, metadata = {}, self._metadata()
         if self.module.loss.log_variances is not None:
             tensors["loss/log_variances"] = self.module.loss.log_variances.detach()
         if with_optimizer:
             optimizer_tensors, metadata["optimizer_param_groups"] = optimizer_to_checkpoint(self.optimizer)
             tensors.update(optimizer_tensors)
-        save_checkpoint(self.run_dir / name, tensors, metadata)
+        save_system(self.run_dir / name, self.system, metadata, tensors)
 
     def _saved_step(self) -> int:
         path = self.run_dir / "checkpoint.json"

@@ -20,3 +20,24 @@ def corpus(tmp_path_factory):
         soundfile.write(root / "clean" / f"s{i}.wav", (0.1 * voiced * envelope).astype(np.float32), 16000)
         soundfile.write(root / "noise" / f"n{i}.wav", (0.1 * rng.standard_normal(16000)).astype(np.float32), 16000)
     return root
+
+
+def _corrupt_tflite_weights(model_bytes: bytes, point: str) -> bytes:
+    """The same .tflite with the int8 weights of quant point ``point`` negated (a deliberately broken model)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
+    for tensor in model.subgraphs[0].tensors:
+        buffer = model.buffers[tensor.buffer]
+        if tensor.name.decode().startswith(point + "/") and tensor.type == 9 and buffer.data is not None \
+                and len(buffer.data):
+            buffer.data = (-np.asarray(buffer.data).view(np.int8)).view(np.uint8)
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+@pytest.fixture
+def corrupt_tflite_weights():
+    return _corrupt_tflite_weights

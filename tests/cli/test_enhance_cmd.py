@@ -76,16 +76,14 @@ def test_bad_input_exits_nonzero_with_one_line(tmp_path, capsys, make_input, aud
 def tiny_model(tmp_path):
     import torch
 
-    from hearmask.model.checkpoint import save_checkpoint
     from hearmask.model.system import HearingAidSystem, build_masknet_configs
-    from hearmask.model.system_io import model_tensors, system_description
+    from hearmask.model.system_io import save_system
 
     torch.manual_seed(0)
     config = shipped_stft_config("default")
     system = HearingAidSystem("joint", config, build_masknet_configs("joint", config, "default",
                                                                      {"hidden_size": 8, "encoder_size": 8}))
-    return save_checkpoint(tmp_path / "tiny" / "checkpoint.json", model_tensors(system),
-                           {"system": system_description(system)})
+    return save_system(tmp_path / "tiny" / "checkpoint.json", system)
 
 
 def test_model_at_zero_strengths_is_the_delayed_input(tmp_path, tiny_model):

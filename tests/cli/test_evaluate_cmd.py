@@ -6,20 +6,12 @@ import pytest
 import torch
 
 from hearmask import cli
-from hearmask.model.checkpoint import save_checkpoint
 from hearmask.model.stft_config import shipped_stft_config
 from hearmask.model.system import HearingAidSystem, build_masknet_configs
-from hearmask.model.system_io import model_tensors, system_description
+from hearmask.model.system_io import save_system
 
 FAST = ["--utterances", "1", "--max-seconds", "1", "--snrs", "20", "--audiograms", "NH", "N3",
         "--metrics", "si_sdr", "estoi", "--workers", "1", "--no-progress"]
-
-
-@pytest.fixture(autouse=True)
-def evaluate_registered(monkeypatch):
-    """The command is registered by the CLI package; make sure it is during these tests."""
-    if "hearmask.cli.evaluate_cmd" not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", cli.COMMAND_MODULES + ("hearmask.cli.evaluate_cmd",))
 
 
 @pytest.fixture
@@ -28,8 +20,7 @@ def checkpoint(tmp_path):
     stft_config = shipped_stft_config("default")
     system = HearingAidSystem("nr", stft_config, build_masknet_configs("nr", stft_config, "default",
                                                                         {"hidden_size": 16, "encoder_size": 16}))
-    return save_checkpoint(tmp_path / "run" / "checkpoint.json", model_tensors(system),
-                           {"system": system_description(system)})
+    return save_system(tmp_path / "run" / "checkpoint.json", system)
 
 
 def test_small_evaluation_writes_the_report(tmp_path, capsys, checkpoint):

@@ -5,17 +5,15 @@ import json
 import torch
 
 from hearmask.cli import main
-from hearmask.model.checkpoint import save_checkpoint
 from hearmask.model.stft_config import shipped_stft_config
 from hearmask.model.system import HearingAidSystem, build_masknet_configs
-from hearmask.model.system_io import model_tensors, system_description
+from hearmask.model.system_io import save_system
 
 
 def test_info_reports_budget_figures(tmp_path, capsys):
     config = shipped_stft_config("low_latency")
     system = HearingAidSystem("cascade", config, build_masknet_configs("cascade", config, "default", {}))
-    path = save_checkpoint(tmp_path / "run" / "checkpoint.json", model_tensors(system),
-                           {"system": system_description(system), "progress": {"step": 42}})
+    path = save_system(tmp_path / "run" / "checkpoint.json", system, {"progress": {"step": 42}})
     assert main(["info", str(tmp_path / "run"), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["parameters"] == sum(p.numel() for p in system.parameters())

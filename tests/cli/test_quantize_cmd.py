@@ -14,13 +14,6 @@ from hearmask.quantize.tflite_inspect import read_tflite
 FAST = ["--calibration-batches", "1", "--batch-size", "1", "--segment-seconds", "0.1", "--no-progress"]
 
 
-@pytest.fixture(autouse=True)
-def quantize_registered(monkeypatch):
-    """The lead registers the command in COMMAND_MODULES; until then the test adds it."""
-    if "hearmask.cli.quantize_cmd" not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "hearmask.cli.quantize_cmd"))
-
-
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     from hearmask.model.train_config import train_config_from_dict

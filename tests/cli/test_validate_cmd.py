@@ -3,7 +3,6 @@
 import json
 import shutil
 
-import flatbuffers
 import numpy as np
 import pytest
 import soundfile
@@ -11,28 +10,6 @@ import soundfile
 from hearmask import cli
 
 FAST = ["--utterances", "1", "--seconds", "0.3", "--layer-hops", "8"]
-
-
-def negated_weights(model_bytes: bytes, point: str) -> bytes:
-    from ai_edge_litert import schema_py_generated as schema
-
-    model = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
-    for tensor in model.subgraphs[0].tensors:
-        buffer = model.buffers[tensor.buffer]
-        if tensor.name.decode().startswith(point + "/") and tensor.type == 9 and buffer.data is not None \
-                and len(buffer.data):
-            buffer.data = (-np.asarray(buffer.data).view(np.int8)).view(np.uint8)
-    builder = flatbuffers.Builder(0)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
-@pytest.fixture(autouse=True)
-def commands_registered(monkeypatch):
-    """The lead registers the commands in COMMAND_MODULES; until then the test adds them."""
-    missing = tuple(name for name in ("hearmask.cli.quantize_cmd", "hearmask.cli.validate_cmd")
-                    if name not in cli.COMMAND_MODULES)
-    monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, *missing))
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +40,8 @@ def quantized_dir(tmp_path_factory):
     return root / "int8"
 
 
-def test_validate_writes_the_report_and_its_exit_status_follows_the_thresholds(quantized_dir, tmp_path, capsys):
+def test_validate_writes_the_report_and_its_exit_status_follows_the_thresholds(quantized_dir, tmp_path, capsys,
+                                                                               corrupt_tflite_weights):
     report_dir = tmp_path / "report"
     assert cli.main(["validate", str(quantized_dir), "--report", str(report_dir), *FAST]) == 0
     assert capsys.readouterr().out.startswith("passed; lowest SNR per stage: fake_quant")
@@ -74,7 +52,7 @@ def test_validate_writes_the_report_and_its_exit_status_follows_the_thresholds(q
 
     broken = tmp_path / "broken"  # the same model with the NR head's int8 weights negated
     shutil.copytree(quantized_dir, broken)
-    (broken / "model_int8.tflite").write_bytes(negated_weights((broken / "model_int8.tflite").read_bytes(), "nr_head"))
+    (broken / "model_int8.tflite").write_bytes(corrupt_tflite_weights((broken / "model_int8.tflite").read_bytes(), "nr_head"))
     assert cli.main(["validate", str(broken), "--report", str(report_dir), *FAST]) == 1
     error = capsys.readouterr().err
     assert error.startswith("hearmask validate: thresholds failed: litert nr_fraction: SNR")

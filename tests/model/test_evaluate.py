@@ -8,10 +8,9 @@ import torch
 
 from hearmask.errors import HearmaskError
 from hearmask.model import evaluate as ev
-from hearmask.model.checkpoint import save_checkpoint
 from hearmask.model.stft_config import shipped_stft_config
 from hearmask.model.system import HearingAidSystem, build_masknet_configs
-from hearmask.model.system_io import model_tensors, system_description
+from hearmask.model.system_io import save_system
 from hearmask.profiles.standard import standard_audiogram
 
 TINY = {"hidden_size": 16, "encoder_size": 16}
@@ -28,7 +27,7 @@ def tiny_system(variant="joint"):
 
 def save_tiny_system(path, variant="joint"):
     system = tiny_system(variant)
-    return save_checkpoint(path, model_tensors(system), {"system": system_description(system)})
+    return save_system(path, system)
 
 
 @pytest.fixture(scope="module")

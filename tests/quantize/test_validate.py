@@ -3,27 +3,11 @@
 import json
 import shutil
 
-import flatbuffers
 import numpy as np
 import pytest
 
 from hearmask.quantize.quantize_model import quantize_model
 from hearmask.quantize.validate import OUTPUTS, STAGES, Thresholds, validate_model_dir, write_report
-
-
-def corrupt_weights(model_bytes: bytes, point: str) -> bytes:
-    """The same .tflite with the int8 weights of quant point ``point`` negated."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    model = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
-    for tensor in model.subgraphs[0].tensors:
-        buffer = model.buffers[tensor.buffer]
-        if tensor.name.decode().startswith(point + "/") and tensor.type == 9 and buffer.data is not None \
-                and len(buffer.data):
-            buffer.data = (-np.asarray(buffer.data).view(np.int8)).view(np.uint8)
-    builder = flatbuffers.Builder(0)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +45,11 @@ def test_report_covers_every_stage_and_output_and_single_ops_agree(quantized_dir
     assert "| litert_ref | nr_fraction | fake_quant |" in (tmp_path / "report" / "report.md").read_text()
 
 
-def test_a_broken_model_fails_and_the_broken_layer_is_named(quantized_dir, tmp_path):
+def test_a_broken_model_fails_and_the_broken_layer_is_named(quantized_dir, tmp_path, corrupt_tflite_weights):
     broken = tmp_path / "broken"
     shutil.copytree(quantized_dir, broken)
     path = broken / "model_int8.tflite"
-    path.write_bytes(corrupt_weights(path.read_bytes(), "nr_head"))
+    path.write_bytes(corrupt_tflite_weights(path.read_bytes(), "nr_head"))
     report = validate_model_dir(broken, **SMALL)
     assert not report["passed"]
     assert any(failure.startswith("litert nr_fraction: SNR") for failure in report["failures"])
