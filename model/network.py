@@ -9,7 +9,17 @@ Data flow per frame (shapes for one frame; the sequence form adds a time axis K)
     heads on [h_L, encoder output] -> per-band logits (num_bands)
     bands -> bins linear interpolation (fixed matrix, rows sum to 1)         -> (num_bins)
     NR:  nr_db  = nr_floor_db · σ(logit)                        in [nr_floor_db, 0]
-    HLC: hlc_db = hlc_min_db + (hlc_max_db − hlc_min_db)·σ(logit) in [hlc_min_db, hlc_max_db]
+    HLC: hlc_db = hlc_min_db + (ceiling_db − hlc_min_db)·σ(logit) in [hlc_min_db, ceiling_db]
+         ceiling_db per bin = min(hlc_max_db, hlc_ceiling_offset_db + hlc_ceiling_loss_fraction · HL)
+         with HL the audiogram (dB HL, negatives as 0) interpolated to the bin
+
+The ceiling is a prescriptive prior, not learned: the auditory-model HLC objective is
+minimised by full-gain compensation of the IHC loss (in the compressive region each dB of
+IHC loss needs several dB of gain), so unbounded training drives the gain to +G, which HASPI
+v2 penalises (measured in benchmarks/RESULTS.md: beta = 0.5 beat beta = 1 for N3). The
+default fraction 0.5 is the classic half-gain rule (Lybarger); the network chooses below it.
+It lives outside the int8 graph: the graph emits the sigmoid fraction and the per-bin span
+is computed once per audiogram on the host or device (:func:`mask_db_from_fractions`).
 
 The bounded activation comes after the interpolation, so the ranges hold exactly per bin.
 Every op is FULLY_CONNECTED, ADD, SUB, MUL, LOGISTIC, TANH, CONCATENATION or
@@ -35,13 +45,18 @@ from hearmask.errors import HearmaskError
 from hearmask.model.features import BandLayout
 from hearmask.model.recurrent import PrimitiveGruCell
 from hearmask.model.stft_config import StftConfig
+from hearmask.profiles.audiogram import MODEL_AUDIOGRAM_FREQUENCIES_HZ
+from hearmask.profiles.interpolate import interpolate_db_hl
 
 CONDITIONING_MODES = ("film", "concat")
 
 # Initial gains of an untrained net (head biases; weights start small): near identity, so
 # training starts from "pass the input through" rather than a random 12 dB cut.
 INITIAL_NR_DB = -1.0
-INITIAL_HLC_DB = 0.0
+INITIAL_HLC_DB = 0.0  # the HLC range must contain it
+# The HLC span is per bin and audiogram (the ceiling), so the HLC head starts at a fraction
+# of it: -1 dB at 0 dB HL with the default [-10, 0] dB span there, some gain where a loss is.
+INITIAL_HLC_FRACTION = 0.9
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,10 @@ class MaskNetConfig:
     nr_floor_db: float = -25.0  # strongest noise-reduction attenuation, dB (< 0); NR mask in [nr_floor_db, 0]
     hlc_min_db: float = -10.0  # -a: most attenuation the HLC head may apply, dB (<= 0)
     hlc_max_db: float = 50.0  # +G: most amplification, dB (> 0); enough for severe loss
+    # Per-bin gain ceiling: min(hlc_max_db, offset + fraction · loss in dB HL). An offset
+    # >= hlc_max_db disables it (the ceiling is then hlc_max_db everywhere).
+    hlc_ceiling_loss_fraction: float = 0.5  # dB of gain allowed per dB HL (0.5 = half-gain rule)
+    hlc_ceiling_offset_db: float = 0.0  # ceiling at 0 dB HL, dB (> hlc_min_db)
 
     def __post_init__(self) -> None:
         validate_masknet_config(self)
@@ -104,7 +123,7 @@ def validate_masknet_config(config: MaskNetConfig) -> None:
         raise HearmaskError(
             f"unknown audiogram conditioning {config.conditioning!r}; accepted: {', '.join(CONDITIONING_MODES)}"
         )
-    for field in ("nr_floor_db", "hlc_min_db", "hlc_max_db"):
+    for field in ("nr_floor_db", "hlc_min_db", "hlc_max_db", "hlc_ceiling_loss_fraction", "hlc_ceiling_offset_db"):
         value = getattr(config, field)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise HearmaskError(f"mask network {field} must be a finite number of dB, got {value!r}")
@@ -114,7 +133,70 @@ def validate_masknet_config(config: MaskNetConfig) -> None:
         raise HearmaskError(f"hlc_min_db must be <= 0 dB (e.g. -10), got {config.hlc_min_db}")
     if config.hlc_max_db <= INITIAL_HLC_DB:
         raise HearmaskError(f"hlc_max_db must be > 0 dB (e.g. +50), got {config.hlc_max_db}")
+    if config.hlc_ceiling_loss_fraction < 0:
+        raise HearmaskError(
+            f"hlc_ceiling_loss_fraction must be >= 0 (dB gain per dB HL, e.g. 0.5), got {config.hlc_ceiling_loss_fraction}"
+        )
+    if config.hlc_ceiling_offset_db <= config.hlc_min_db:
+        raise HearmaskError(
+            f"hlc_ceiling_offset_db must be above hlc_min_db ({config.hlc_min_db} dB), got {config.hlc_ceiling_offset_db}"
+        )
     config.band_layout()  # validates num_bands against num_bins
+
+
+def audiogram_to_bin_matrix(config: MaskNetConfig) -> np.ndarray:
+    """(num_bins, audiogram_size): thresholds at the model's audiogram frequencies -> per bin.
+
+    Linear in log-frequency, flat outside the audiogram (:func:`interpolate_db_hl`, the one
+    audiogram interpolation); the interpolation is linear in the thresholds, so it is a matrix.
+    """
+    frequencies_hz = np.asarray(MODEL_AUDIOGRAM_FREQUENCIES_HZ, dtype=np.float64)
+    if len(frequencies_hz) != config.audiogram_size:
+        raise HearmaskError(
+            f"audiogram_size {config.audiogram_size} does not match the {len(frequencies_hz)} model audiogram frequencies"
+        )
+    # Bin 0 (0 Hz) has no log-frequency; the interpolation is flat below the audiogram anyway.
+    bins_hz = np.maximum(config.band_layout().bin_frequencies_hz, frequencies_hz[0])
+    eye = np.eye(len(frequencies_hz))
+    return np.stack([interpolate_db_hl(frequencies_hz, eye[i], bins_hz) for i in range(len(frequencies_hz))], axis=1)
+
+
+def hlc_span_db(config: MaskNetConfig, audiogram, audiogram_to_bin) -> "np.ndarray | torch.Tensor":
+    """Per-bin HLC span ``ceiling_db - hlc_min_db`` (> 0) for ``audiogram`` (..., 8) in dB HL / 100.
+
+    ``audiogram_to_bin`` is :func:`audiogram_to_bin_matrix` (as a tensor for torch input).
+    Works on torch tensors and numpy arrays alike; result (..., num_bins).
+    """
+    if isinstance(audiogram, torch.Tensor):
+        loss_db = torch.clamp(100.0 * audiogram, min=0.0) @ audiogram_to_bin.T.to(audiogram.dtype)
+        ceiling_db = torch.clamp(config.hlc_ceiling_offset_db + config.hlc_ceiling_loss_fraction * loss_db,
+                                 max=config.hlc_max_db)
+    else:
+        loss_db = np.maximum(100.0 * np.asarray(audiogram, dtype=np.float64), 0.0) @ np.asarray(audiogram_to_bin).T
+        ceiling_db = np.minimum(config.hlc_ceiling_offset_db + config.hlc_ceiling_loss_fraction * loss_db,
+                                config.hlc_max_db)
+    return ceiling_db - config.hlc_min_db
+
+
+def _span_like(span, fraction):
+    """Insert the time axis into ``span`` (B, bins) when ``fraction`` is a sequence (B, K, bins)."""
+    if fraction.ndim == span.ndim + 1:
+        return span[..., None, :]
+    return span
+
+
+def mask_db_from_fractions(config: MaskNetConfig, nr_fraction, hlc_fraction, span_db):
+    """The sigmoid outputs to dB: ``nr_db = nr_floor_db·p_nr``, ``hlc_db = hlc_min_db + span_db·p_hlc``.
+
+    ``span_db`` from :func:`hlc_span_db` for the listener's audiogram, (B, bins); the fractions
+    are (B, bins) or (B, K, bins). Torch or numpy. Exact; the int8 graph ends at the fractions.
+    """
+    return config.nr_floor_db * nr_fraction, config.hlc_min_db + _span_like(span_db, hlc_fraction) * hlc_fraction
+
+
+def mask_fractions_from_db(config: MaskNetConfig, nr_db, hlc_db, span_db):
+    """Inverse of :func:`mask_db_from_fractions`."""
+    return nr_db / config.nr_floor_db, (hlc_db - config.hlc_min_db) / _span_like(span_db, hlc_db)
 
 
 # Named sizes. "default" meets the DESIGN.md budgets (<= 100 k parameters, <= 25 M MAC/s at
@@ -160,6 +242,7 @@ class MaskNet(nn.Module):
         self.hlc_activation = nn.Sigmoid()
         interpolation = config.band_layout().interpolation_matrix  # (num_bins, num_bands)
         self.register_buffer("band_to_bin", torch.as_tensor(interpolation, dtype=torch.float32))
+        self.register_buffer("audiogram_to_bin", torch.as_tensor(audiogram_to_bin_matrix(config), dtype=torch.float32))
         self._initialise_near_identity()
 
     def _initialise_near_identity(self) -> None:
@@ -171,8 +254,7 @@ class MaskNet(nn.Module):
                 self.film.bias[config.encoder_size :].fill_(0.0)
             # Interpolation rows sum to 1, so a constant band logit is the bin logit.
             self.nr_head.bias.fill_(_logit(INITIAL_NR_DB / config.nr_floor_db))
-            hlc_span_db = config.hlc_max_db - config.hlc_min_db
-            self.hlc_head.bias.fill_(_logit((INITIAL_HLC_DB - config.hlc_min_db) / hlc_span_db))
+            self.hlc_head.bias.fill_(_logit(INITIAL_HLC_FRACTION))
             # Small head weights: the initial gains stay near the values above.
             self.nr_head.weight.mul_(0.1)
             self.hlc_head.weight.mul_(0.1)
@@ -189,15 +271,20 @@ class MaskNet(nn.Module):
         film = self.film(audiogram)
         return self.encoder_activation(self.encoder(features) * film[..., :size] + film[..., size:])
 
-    def _heads(self, recurrent_out: torch.Tensor, encoded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(..., H) and (..., E) -> nr_db, hlc_db (..., num_bins)."""
-        config = self.config
+    def hlc_span_db(self, audiogram: torch.Tensor) -> torch.Tensor:
+        """``audiogram`` (B, 8) in dB HL / 100 -> per-bin HLC span (B, num_bins), dB (see :func:`hlc_span_db`)."""
+        return hlc_span_db(self.config, audiogram, self.audiogram_to_bin)
+
+    def _head_fractions(self, recurrent_out: torch.Tensor, encoded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(..., H) and (..., E) -> ``nr_fraction``, ``hlc_fraction`` (..., num_bins), sigmoid values."""
         head_input = torch.cat([recurrent_out, encoded], dim=-1)
         nr_logits = nn.functional.linear(self.nr_head(head_input), self.band_to_bin)
         hlc_logits = nn.functional.linear(self.hlc_head(head_input), self.band_to_bin)
-        nr_db = config.nr_floor_db * self.nr_activation(nr_logits)
-        hlc_db = config.hlc_min_db + (config.hlc_max_db - config.hlc_min_db) * self.hlc_activation(hlc_logits)
-        return nr_db, hlc_db
+        return self.nr_activation(nr_logits), self.hlc_activation(hlc_logits)
+
+    def fractions_to_db(self, nr_fraction, hlc_fraction, audiogram: torch.Tensor):
+        """Sigmoid outputs (B, [K,] bins) and the audiogram (B, 8) -> ``nr_db``, ``hlc_db`` (exact)."""
+        return mask_db_from_fractions(self.config, nr_fraction, hlc_fraction, self.hlc_span_db(audiogram))
 
     # ----- the two forms -----
 
@@ -237,15 +324,16 @@ class MaskNet(nn.Module):
         for layer, cell in enumerate(self.recurrent_layers):
             hidden = state[:, layer * config.hidden_size : (layer + 1) * config.hidden_size]
             layer_output = cell(layer_output, hidden, fused=fused_recurrence)
-        return self._heads(layer_output, encoded)
+        return self.fractions_to_db(*self._head_fractions(layer_output, encoded), audiogram)
 
-    def step(
+    def step_fractions(
         self, features: torch.Tensor, audiogram: torch.Tensor, state: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One hop. ``features`` (B, F), ``audiogram`` (B, 8), ``state`` (B, S) ->
-        ``nr_db`` (B, num_bins), ``hlc_db`` (B, num_bins), ``new_state`` (B, S).
+        """One hop as the exported graph computes it. ``features`` (B, F), ``audiogram`` (B, 8),
+        ``state`` (B, S) -> ``nr_fraction``, ``hlc_fraction`` (B, num_bins), ``new_state`` (B, S).
 
-        No shape checks or data-dependent branches, so it traces and exports as is.
+        No shape checks or data-dependent branches, so it traces and exports as is; only the
+        int8 op set (see the module docstring).
         """
         size = self.config.hidden_size
         encoded = self._encode(features, audiogram)
@@ -254,8 +342,17 @@ class MaskNet(nn.Module):
         for layer, cell in enumerate(self.recurrent_layers):
             layer_output = cell.step(layer_output, state[:, layer * size : (layer + 1) * size])
             new_states.append(layer_output)
-        nr_db, hlc_db = self._heads(layer_output, encoded)
-        return nr_db, hlc_db, torch.cat(new_states, dim=1)
+        nr_fraction, hlc_fraction = self._head_fractions(layer_output, encoded)
+        return nr_fraction, hlc_fraction, torch.cat(new_states, dim=1)
+
+    def step(
+        self, features: torch.Tensor, audiogram: torch.Tensor, state: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One hop in dB: :meth:`step_fractions` then :meth:`fractions_to_db` ->
+        ``nr_db`` (B, num_bins), ``hlc_db`` (B, num_bins), ``new_state`` (B, S)."""
+        nr_fraction, hlc_fraction, new_state = self.step_fractions(features, audiogram, state)
+        nr_db, hlc_db = self.fractions_to_db(nr_fraction, hlc_fraction, audiogram)
+        return nr_db, hlc_db, new_state
 
     # ----- size and compute -----
 

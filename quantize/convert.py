@@ -63,17 +63,14 @@ def convert_float(network: MaskNet) -> bytes:
 
 
 class _FloatStepFractions(nn.Module):
-    """:meth:`MaskNet.step` with the dB outputs mapped back to the sigmoid values (exact inverse affine)."""
+    """:meth:`MaskNet.step_fractions` as a module, so ONNX sees the same outputs as the ``.tflite``."""
 
     def __init__(self, network: MaskNet):
         super().__init__()
         self.network = network
 
     def forward(self, features, audiogram, state):
-        config = self.network.config
-        nr_db, hlc_db, new_state = self.network.step(features, audiogram, state)
-        hlc_span_db = config.hlc_max_db - config.hlc_min_db
-        return nr_db / config.nr_floor_db, (hlc_db - config.hlc_min_db) / hlc_span_db, new_state
+        return self.network.step_fractions(features, audiogram, state)
 
 
 def export_onnx(network: MaskNet) -> bytes:

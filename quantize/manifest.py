@@ -18,7 +18,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from hearmask.errors import HearmaskError
+from hearmask.model.network import audiogram_to_bin_matrix
 from hearmask.quantize.tflite_inspect import TfliteSummary
 
 MANIFEST_NAME = "manifest.json"
@@ -31,7 +34,11 @@ TENSOR_MEANINGS = {
     "audiogram": "hearing thresholds in dB HL / 100 at audiogram.frequencies_hz",
     "state": "recurrent state: feed new_state of the previous hop; zeros at the start",
     "nr_fraction": "sigmoid of the NR logits per bin; nr_db = db_offset + db_span * value",
-    "hlc_fraction": "sigmoid of the HLC logits per bin; hlc_db = db_offset + db_span * value",
+    "hlc_fraction": (
+        "sigmoid of the HLC logits per bin; hlc_db = db_offset + span_db * value, span_db = "
+        "min(max_db, ceiling_offset_db + ceiling_loss_fraction * max(loss_db, 0)) - db_offset per bin, "
+        "loss_db = loss_to_bin (bins x 8) @ audiogram in dB HL"
+    ),
     "new_state": "recurrent state after this hop (same quantization as the input state)",
 }
 
@@ -55,13 +62,21 @@ def io_entries(summary: TfliteSummary) -> dict[str, list[dict[str, Any]]]:
     return {"inputs": [entry(item) for item in summary.inputs], "outputs": [entry(item) for item in summary.outputs]}
 
 
-def output_db_maps(config) -> dict[str, dict[str, float]]:
-    """``db = db_offset + db_span · fraction`` for each mask output (exact; applied after dequantization)."""
+def output_db_maps(config) -> dict[str, dict[str, Any]]:
+    """How each mask output maps to dB (exact; applied after dequantization, see TENSOR_MEANINGS).
+
+    NR: ``db = db_offset + db_span · fraction``. HLC: the span is per bin and fixed by the
+    listener's audiogram (:func:`hearmask.model.network.hlc_span_db`), so the rule and its
+    audiogram -> bin matrix are written out for device code.
+    """
     return {
         "nr_fraction": {"db_offset": 0.0, "db_span": float(config.nr_floor_db),
                         "range_db": [float(config.nr_floor_db), 0.0]},
-        "hlc_fraction": {"db_offset": float(config.hlc_min_db), "db_span": float(config.hlc_max_db - config.hlc_min_db),
-                         "range_db": [float(config.hlc_min_db), float(config.hlc_max_db)]},
+        "hlc_fraction": {"db_offset": float(config.hlc_min_db), "max_db": float(config.hlc_max_db),
+                         "ceiling_loss_fraction": float(config.hlc_ceiling_loss_fraction),
+                         "ceiling_offset_db": float(config.hlc_ceiling_offset_db),
+                         "range_db": [float(config.hlc_min_db), float(config.hlc_max_db)],
+                         "loss_to_bin": np.round(audiogram_to_bin_matrix(config), 7).tolist()},
     }
 
 

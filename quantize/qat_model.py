@@ -34,7 +34,8 @@ input's quantization, as TFLite's STRIDED_SLICE and CONCATENATION require.
 
 **Outputs are the sigmoid values** (``nr_fraction``, ``hlc_fraction`` in [0, 255/256]),
 not dB: the dB map is affine (``nr_db = nr_floor_db·p``,
-``hlc_db = hlc_min_db + (hlc_max_db − hlc_min_db)·p``), so applying it after
+``hlc_db = hlc_min_db + span_db·p`` with the per-bin span fixed by the audiogram,
+:func:`hearmask.model.network.hlc_span_db`), so applying it after
 dequantization on the host or device is exact, whereas an in-graph MUL/ADD would
 requantize the same 256 levels once more and cost two ops per bin.
 
@@ -64,7 +65,7 @@ from brevitas.nn import QuantIdentity, QuantLinear, QuantSigmoid, QuantTanh
 from brevitas.quant_tensor import IntQuantTensor
 from torch import nn
 
-from hearmask.model.network import MaskNet, MaskNetConfig
+from hearmask.model.network import MaskNet, MaskNetConfig, hlc_span_db, mask_db_from_fractions
 from hearmask.model.recurrent import PrimitiveGruCell
 from hearmask.quantize.quant_spec import QuantSpec
 from hearmask.quantize.quantizers import (
@@ -222,6 +223,8 @@ class QuantMaskNet(nn.Module):
         super().__init__()
         config = network.config
         self.config = config
+        # Host-side dB map only (not part of the int8 graph): the audiogram -> per-bin span.
+        self.register_buffer("audiogram_to_bin", network.audiogram_to_bin.detach().clone())
         self.features_input = _activation(CalibratedActQuant)
         self.audiogram_input = _activation(AudiogramInputQuant)
         self.state_input = _activation(TanhOutputQuant)
@@ -267,10 +270,10 @@ class QuantMaskNet(nn.Module):
         hlc_fraction = self.hlc_activation(self.hlc_band_to_bin(self.hlc_head(head_input)))
         return _value(nr_fraction), _value(hlc_fraction)
 
-    def fractions_to_db(self, nr_fraction, hlc_fraction):
-        """The exact affine map of the sigmoid outputs to dB (works on torch or numpy)."""
-        config = self.config
-        return mask_db_from_fractions(config, nr_fraction, hlc_fraction)
+    def fractions_to_db(self, nr_fraction, hlc_fraction, audiogram):
+        """The exact affine map of the sigmoid outputs to dB for ``audiogram`` (B, 8) (torch)."""
+        span_db = hlc_span_db(self.config, audiogram, self.audiogram_to_bin)
+        return mask_db_from_fractions(self.config, nr_fraction, hlc_fraction, span_db)
 
     # ----- the two forms -----
 
@@ -300,7 +303,7 @@ class QuantMaskNet(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """:meth:`MaskNet.step`'s interface: -> ``nr_db``, ``hlc_db`` (B, num_bins), ``new_state`` (B, S)."""
         nr_fraction, hlc_fraction, new_state = self.step_fractions(features, audiogram, state)
-        nr_db, hlc_db = self.fractions_to_db(nr_fraction, hlc_fraction)
+        nr_db, hlc_db = self.fractions_to_db(nr_fraction, hlc_fraction, audiogram)
         return nr_db, hlc_db, new_state
 
     def sequence_fractions(
@@ -334,7 +337,7 @@ class QuantMaskNet(nn.Module):
         with :meth:`MaskNet.forward` and ignored (the fused kernel would bypass the quantizers)."""
         del fused_recurrence
         nr_fraction, hlc_fraction, _ = self.sequence_fractions(features, audiogram, state)
-        return self.fractions_to_db(nr_fraction, hlc_fraction)
+        return self.fractions_to_db(nr_fraction, hlc_fraction, audiogram)
 
     # ----- size and compute (as the float network) -----
 
@@ -402,12 +405,6 @@ class QuantMaskNet(nn.Module):
                 output=proxy_spec(module.output_quant),
             )
         return linears
-
-
-def mask_db_from_fractions(config: MaskNetConfig, nr_fraction, hlc_fraction):
-    """``nr_db = nr_floor_db·p_nr``, ``hlc_db = hlc_min_db + (hlc_max_db − hlc_min_db)·p_hlc`` (torch or numpy)."""
-    hlc_span_db = config.hlc_max_db - config.hlc_min_db
-    return config.nr_floor_db * nr_fraction, config.hlc_min_db + hlc_span_db * hlc_fraction
 
 
 def _int8_spec(scale: float, zero_point: float, signed: bool, bit_width: float) -> QuantSpec:

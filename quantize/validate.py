@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hearmask.model.network import mask_fractions_from_db
 from hearmask.quantize.manifest import read_manifest
 from hearmask.quantize.qat_model import QuantMaskNet
 from hearmask.quantize.quant_spec import SIGMOID_OUTPUT, STATE, QuantSpec
@@ -80,9 +81,9 @@ def run_float(network, features: np.ndarray, audiogram: np.ndarray) -> dict[str,
             _, _, state = network.step(torch.as_tensor(features[frame : frame + 1]), torch.as_tensor(audiogram)[None],
                                        state)
             states.append(state[0].numpy())
-    hlc_span_db = config.hlc_max_db - config.hlc_min_db
-    return {"nr_fraction": nr_db[0].numpy() / config.nr_floor_db,
-            "hlc_fraction": (hlc_db[0].numpy() - config.hlc_min_db) / hlc_span_db, "new_state": np.stack(states)}
+    span_db = network.hlc_span_db(torch.as_tensor(audiogram)[None])
+    nr_fraction, hlc_fraction = mask_fractions_from_db(config, nr_db, hlc_db, span_db)
+    return {"nr_fraction": nr_fraction[0].numpy(), "hlc_fraction": hlc_fraction[0].numpy(), "new_state": np.stack(states)}
 
 
 def run_fake_quant(network: QuantMaskNet, features: np.ndarray, audiogram: np.ndarray) -> dict[str, np.ndarray]:

@@ -8,7 +8,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from hearmask.errors import HearmaskError
 from hearmask.model.network import (
-    INITIAL_HLC_DB,
+    INITIAL_HLC_FRACTION,
     INITIAL_NR_DB,
     MASKNET_SIZES,
     MaskNet,
@@ -152,9 +152,13 @@ def test_untrained_net_starts_near_identity_gains():
     with torch.no_grad():
         net.nr_head.weight.zero_()
         net.hlc_head.weight.zero_()
-        nr_db, hlc_db = net(*random_inputs(config, batch=2, frames=10))
+        features, audiogram = random_inputs(config, batch=2, frames=10)
+        audiogram[0] = 0.0  # normal hearing: the span is [hlc_min_db, 0] dB
+        nr_db, hlc_db = net(features, audiogram)
+        expected_hlc_db = config.hlc_min_db + INITIAL_HLC_FRACTION * net.hlc_span_db(audiogram)[:, None, :]
     torch.testing.assert_close(nr_db, torch.full_like(nr_db, INITIAL_NR_DB), atol=1e-5, rtol=0)
-    torch.testing.assert_close(hlc_db, torch.full_like(hlc_db, INITIAL_HLC_DB), atol=1e-5, rtol=0)
+    torch.testing.assert_close(hlc_db, expected_hlc_db.expand_as(hlc_db), atol=1e-5, rtol=0)
+    assert hlc_db[0].abs().max() <= 1.0 + 1e-5  # near identity for normal hearing
 
 
 def test_gradients_reach_every_parameter():
@@ -196,8 +200,11 @@ def test_analytic_mac_count_equals_the_counted_matmuls_of_one_step(name):
     features, audiogram = random_inputs(config, batch=1, frames=1)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         net.step(features[:, 0], audiogram, net.initial_state(1))
-    # FlopCounterMode counts 2 flops per multiply-accumulate of mm/addmm.
-    assert counter.get_total_flops() == 2 * net.macs_per_frame()
+    # FlopCounterMode counts 2 flops per multiply-accumulate of mm/addmm. The torch step also
+    # maps the audiogram to the per-bin HLC ceiling (bins x 8), which devices compute once per
+    # audiogram outside the int8 graph, so it is not a MAC of the model.
+    ceiling_macs = config.num_bins * config.audiogram_size
+    assert counter.get_total_flops() == 2 * (net.macs_per_frame() + ceiling_macs)
     assert net.macs_per_second(FRAMES_PER_SECOND) == 250 * net.macs_per_frame()
 
 
@@ -210,7 +217,7 @@ def test_step_exports_to_the_int8_tflite_op_set():
             self.model = model
 
         def forward(self, features, audiogram, state):
-            return self.model.step(features, audiogram, state)
+            return self.model.step_fractions(features, audiogram, state)
 
     for model in (make_net(CONFIGS["default"]), net):
         config = model.config
@@ -275,3 +282,33 @@ def test_bad_input_shapes_and_names_are_rejected():
         masknet_config("huge")
     with pytest.raises(HearmaskError, match="unknown mask network config field"):
         MaskNetConfig.from_dict({"hidden": 3})
+
+
+def test_hlc_gain_stays_under_the_half_gain_ceiling_per_bin():
+    config = CONFIGS["default"]
+    net = make_net(config)
+    with torch.no_grad():
+        net.hlc_head.bias.fill_(30.0)  # drive every bin to the top of its range
+        features, _ = random_inputs(config, batch=1, frames=4)
+        # N3-like: 35 dB HL at 250 Hz rising to 65 dB HL at 8 kHz.
+        audiogram = torch.tensor([[0.35, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60, 0.65]])
+        _, hlc_db = net(features, audiogram)
+    bins_hz = config.band_layout().bin_frequencies_hz
+    top_db = hlc_db[0, -1]
+    # Just above the highest audiogram frequency the ceiling is half the loss there.
+    assert top_db[-1].item() == pytest.approx(0.5 * 65.0, abs=1e-3)
+    assert top_db[int((bins_hz <= 250).sum()) - 1].item() == pytest.approx(0.5 * 35.0, abs=1e-3)
+    assert torch.all(torch.diff(top_db) >= -1e-5)  # a rising audiogram gives a rising ceiling
+
+
+def test_hlc_ceiling_offset_at_max_gain_disables_the_ceiling():
+    config = masknet_config("default", hlc_ceiling_offset_db=50.0)
+    net = MaskNet(config)
+    span_db = net.hlc_span_db(torch.zeros(1, config.audiogram_size))
+    torch.testing.assert_close(span_db, torch.full_like(span_db, config.hlc_max_db - config.hlc_min_db))
+
+
+@pytest.mark.parametrize("field, value", [("hlc_ceiling_loss_fraction", -0.1), ("hlc_ceiling_offset_db", -10.0)])
+def test_bad_hlc_ceiling_is_rejected_with_the_value(field, value):
+    with pytest.raises(HearmaskError, match=f"{field}.*{value}"):
+        masknet_config("default", **{field: value})

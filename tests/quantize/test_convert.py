@@ -67,12 +67,9 @@ def _float_reference(network, features, audiogram, hops):
     outputs = []
     with torch.no_grad():
         for hop in range(hops):
-            nr_db, hlc_db, state = network.step(torch.as_tensor(features[hop : hop + 1]), torch.as_tensor(audiogram),
-                                                state)
-            config = network.config
-            outputs.append((nr_db.numpy() / config.nr_floor_db,
-                            (hlc_db.numpy() - config.hlc_min_db) / (config.hlc_max_db - config.hlc_min_db),
-                            state.numpy()))
+            nr_fraction, hlc_fraction, state = network.step_fractions(
+                torch.as_tensor(features[hop : hop + 1]), torch.as_tensor(audiogram), state)
+            outputs.append((nr_fraction.numpy(), hlc_fraction.numpy(), state.numpy()))
     return outputs
 
 

@@ -50,14 +50,15 @@ def test_sequence_form_equals_the_step_form_with_state_feedback(tiny_networks, h
     audiogram = torch.as_tensor(np.repeat(helpers.audiogram, 2, axis=0))
     with torch.no_grad():
         nr_sequence, hlc_sequence, states = network.sequence_fractions(features, audiogram)
-        nr_db_sequence, _ = network(features, audiogram)
+        nr_db_sequence, hlc_db_sequence = network(features, audiogram)
         state = network.initial_state(2)
         for frame in range(features.shape[1]):
             nr_fraction, hlc_fraction, state = network.step_fractions(features[:, frame], audiogram, state)
             assert torch.allclose(nr_fraction, nr_sequence[:, frame], atol=1e-6)
             assert torch.allclose(hlc_fraction, hlc_sequence[:, frame], atol=1e-6)
             assert torch.allclose(state, states[:, frame], atol=1e-6)
-    assert torch.allclose(nr_db_sequence, network.fractions_to_db(nr_sequence, hlc_sequence)[0])
+    nr_db, hlc_db = network.fractions_to_db(nr_sequence, hlc_sequence, audiogram)
+    assert torch.allclose(nr_db_sequence, nr_db) and torch.allclose(hlc_db_sequence, hlc_db)
 
 
 def test_output_state_is_on_the_input_state_grid(tiny_networks, helpers):
