@@ -181,6 +181,9 @@ def validate_train_config(config: TrainConfig, source: str = "config") -> None:
         raise HearmaskError(f"{source}: [data] segment_seconds must be within 0.1..60 s, got {data.segment_seconds}")
     if bool(data.noise_dir) and not data.clean_dir or bool(data.noisy_dir) and not data.clean_dir:
         raise HearmaskError(f"{source}: [data] noise_dir and noisy_dir need clean_dir as well")
+    if data.noise_dir and data.noisy_dir:
+        raise HearmaskError(f"{source}: [data] give noise_dir (mix clean speech with noise) or noisy_dir "
+                            f"(paired recordings), not both; got {data.noise_dir!r} and {data.noisy_dir!r}")
     for key in ("batch_size", "steps", "steps_per_epoch", "validation_batches"):
         if getattr(train, key) < 1:
             raise HearmaskError(f"{source}: [train] {key} must be >= 1, got {getattr(train, key)}")

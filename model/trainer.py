@@ -58,9 +58,6 @@ _VALIDATION_SEED_OFFSET = 1_000_003
 def build_speech_sources(config: TrainConfig) -> tuple[list, object | None]:
     """Speech sources and optional noise recordings named by ``[data]``."""
     data = config.data
-    if data.noisy_dir:
-        raise HearmaskError("[data] noisy_dir (paired folders) is not supported for training yet; "
-                            "use clean_dir + noise_dir, or the embedded sources")
     if data.clean_dir:
         from hearmask.model.data.corpora import WavFolder
 
@@ -171,6 +168,14 @@ class Trainer:
 
     def _build_streams(self) -> tuple[TrainingMixtureStream, TrainingMixtureStream]:
         data, seed = self.config.data, self.config.train.seed
+        if data.noisy_dir:  # paired folders: the corpus's own mixtures, nothing is mixed
+            from hearmask.model.data.corpora import PairedCorpus
+            from hearmask.model.data.paired_stream import PairedSegmentStream
+
+            corpus = PairedCorpus(data.noisy_dir, data.clean_dir)
+            return (PairedSegmentStream(corpus, seed, data.segment_seconds, split="train"),
+                    PairedSegmentStream(corpus, seed + _VALIDATION_SEED_OFFSET, data.segment_seconds,
+                                        split="validation"))
         speech, noise_recordings = build_speech_sources(self.config)
         kinds = {"noise_kinds": ("recorded",), "noise_recordings": noise_recordings} if noise_recordings else {}
         common = dict(segment_seconds=data.segment_seconds, snr_range_db=tuple(data.snr_db), **kinds)
