@@ -1,15 +1,17 @@
 """The main job, end to end on the embedded defaults (``hearmask pipeline``).
 
-Stages today (later issues append theirs: trained model, quantize, validate, export,
-profile):
+Stages (later issues append theirs: quantize, validate, export, profile):
 
 1. ``sample``: a noisy speech sample — a real recorded utterance from Debian's
    ``pocketsphinx-testdata`` (held-out evaluation speech, never trained on) mixed with
    procedural babble at a chosen SNR.
 2. ``nalr``: the NAL-R prescription for a standard listener, applied causally in the
    streaming frame engine.
-3. ``plot``: the listener's audiogram and the prescribed gain curve.
-4. ``report``: ``report.json`` and ``report.md`` with every figure and how it was made.
+3. ``model``: the trained network (the shipped default, or ``model_path``) on the same
+   sample through its step form, with masks plotted and ESTOI / SI-SDR / HASPI v2 beside
+   NAL-R's (:mod:`hearmask.pipeline_model`). Skipped, and said so, when no model exists.
+4. ``plot``: the listener's audiogram and the prescribed gain curve.
+5. ``report``: ``report.json`` and ``report.md`` with every figure and how it was made.
 
 Each stage writes its files into ``OUT_DIR`` and records them in the report.
 """
@@ -28,6 +30,7 @@ from hearmask.model.baselines.nalr import NalrProcessor
 from hearmask.model.data.mixer import mix
 from hearmask.model.data.noise import make_noise
 from hearmask.model.data.speech import PocketsphinxSpeech
+from hearmask.model.default_model import DEFAULT_MODEL_DIR, default_model_checkpoint
 from hearmask.model.stft_config import shipped_stft_config
 from hearmask.profiles.standard import standard_audiogram
 
@@ -60,8 +63,11 @@ def _plot_audiogram_and_gain(audiogram, processor: NalrProcessor, path: Path) ->
 
 
 def run_pipeline(out_dir: str | Path, audiogram_name: str = "N3", snr_db: float = 5.0, seed: int = 0,
-                 stft_name: str = "default") -> dict:
-    """Run every stage into ``out_dir``; return the report (also written as JSON and Markdown)."""
+                 stft_name: str = "default", model_path: str | Path | None = None) -> dict:
+    """Run every stage into ``out_dir``; return the report (also written as JSON and Markdown).
+
+    ``model_path``: a RUN_DIR or checkpoint for the model stage; default: the shipped model.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -88,12 +94,24 @@ def run_pipeline(out_dir: str | Path, audiogram_name: str = "N3", snr_db: float 
     bands_hz = [250, 500, 1000, 2000, 4000, 6000]
     gains_at_bands = np.interp(bands_hz, stft_config.bin_frequencies_hz(), processor.gains_db)
 
-    # 3. plot.
+    # 3. model: the network on the same sample (scored with NAL-R aligned to the clean speech).
+    model_checkpoint = Path(model_path) if model_path is not None else default_model_checkpoint()
+    model_report, model_files = None, ()
+    if model_checkpoint is not None:
+        from hearmask.pipeline_model import run_model_stage
+
+        padded = np.concatenate([mixture.noisy, np.zeros(delay, dtype=mixture.noisy.dtype)]).astype(np.float64)
+        nalr_aligned = NalrProcessor(audiogram, stft_config).process(padded)[delay:]
+        model_report = run_model_stage(model_checkpoint, audiogram, mixture.clean.astype(np.float64),
+                                       mixture.noisy.astype(np.float64), nalr_aligned, out_dir)
+        model_files = ("model.wav", "model_nr_only.wav", "masks.png")
+
+    # 4. plot.
     _plot_audiogram_and_gain(audiogram, processor, out_dir / "audiogram_gain.png")
 
     report = {
         "hearmask_version": __version__,
-        "stages": ["sample", "nalr", "plot", "report"],
+        "stages": ["sample", "nalr", *(["model"] if model_report else []), "plot", "report"],
         "sample": {
             "speech": f"pocketsphinx-testdata:{utterance_id}",
             "noise": "babble (procedural)",
@@ -109,8 +127,10 @@ def run_pipeline(out_dir: str | Path, audiogram_name: str = "N3", snr_db: float 
             "output_peak_dbfs": round(float(20 * np.log10(np.max(np.abs(compensated)) + 1e-12)), 2),
             "latency_samples": delay,
         },
+        "model": model_report or {"skipped": f"no model given and none shipped in {DEFAULT_MODEL_DIR}"},
         "files": {name: str(out_dir / name) for name in
-                  ("clean.wav", "noisy.wav", "nalr.wav", "audiogram_gain.png", "report.json", "report.md")},
+                  ("clean.wav", "noisy.wav", "nalr.wav", *model_files, "audiogram_gain.png", "report.json",
+                   "report.md")},
         "labels": {"nalr.gain_db_at_hz": "prescription (NAL-R formula), not a measurement"},
         "elapsed_s": round(time.perf_counter() - started, 2),
     }
@@ -139,8 +159,29 @@ def _markdown(report: dict) -> str:
         "",
         f"Output peak {nalr['output_peak_dbfs']} dBFS (written as 32-bit float, never clipped).",
         "",
+        *_model_markdown(report["model"]),
         "## Files",
         "",
         *[f"- `{name}`: {path}" for name, path in report["files"].items()],
         "",
     ])
+
+
+def _model_markdown(model: dict) -> list[str]:
+    if "skipped" in model:
+        return ["## Model", "", f"Skipped: {model['skipped']}.", ""]
+    nr, haspi = model["noise_reduction"], model["haspi_v2"]
+    return [
+        f"## Model ({model['variant']}, {model['parameters']:,} parameters)",
+        "",
+        f"`{model['model']}`, step form hop by hop. {model['labels']['metrics']}.",
+        "",
+        "| | Unprocessed | NAL-R | Model |",
+        "|---|---:|---:|---:|",
+        f"| ESTOI (NR only) | {nr['estoi']['unprocessed']:.3f} | – | {nr['estoi']['model']:.3f} |",
+        f"| SI-SDR (dB, NR only) | {nr['si_sdr_db']['unprocessed']:.1f} | – | {nr['si_sdr_db']['model']:.1f} |",
+        f"| HASPI v2 | {haspi['unprocessed']:.3f} | {haspi['nalr']:.3f} | {haspi['model']:.3f} |",
+        "",
+        "Masks over time: `masks.png`.",
+        "",
+    ]

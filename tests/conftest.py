@@ -22,6 +22,22 @@ def corpus(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="session")
+def trained_run(corpus, tmp_path_factory):
+    """A tiny float model (E = H = 16) trained for two steps on the corpus: a real ``hearmask train`` run folder."""
+    from hearmask.model.train_config import train_config_from_dict
+    from hearmask.model.trainer import Trainer
+
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    config = train_config_from_dict({
+        "data": {"clean_dir": str(corpus / "clean"), "noise_dir": str(corpus / "noise"), "segment_seconds": 0.5},
+        "model": {"hidden_size": 16, "encoder_size": 16},
+        "train": {"steps": 2, "steps_per_epoch": 2, "batch_size": 2, "validation_batches": 1},
+    })
+    Trainer(config, run_dir, progress=False).run()
+    return run_dir
+
+
 def _corrupt_tflite_weights(model_bytes: bytes, point: str) -> bytes:
     """The same .tflite with the int8 weights of quant point ``point`` negated (a deliberately broken model)."""
     import flatbuffers

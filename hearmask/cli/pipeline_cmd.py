@@ -13,13 +13,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "pipeline",
         help="run the main job end to end on the embedded defaults",
         description="Synthesise a noisy sample (held-out real speech + procedural babble), compensate it for a "
-        "standard listener with NAL-R in the streaming frame engine, and write wavs, an audiogram/gain plot and "
+        "standard listener with NAL-R in the streaming frame engine, run the trained model (the shipped default or "
+        "--model) on it, and write wavs, an audiogram/gain plot and "
         "a JSON + Markdown report into --out.",
     )
     parser.add_argument("--out", type=Path, default=Path("out/pipeline"), help="output folder (default: out/pipeline)")
     parser.add_argument("--audiogram", default="N3", help="standard listener profile (default: N3)")
     parser.add_argument("--snr", type=float, default=5.0, help="SNR of the noisy sample in dB (default: 5)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the sample (default: 0)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="RUN_DIR or CHECKPOINT for the model stage (default: the shipped model)")
     add_report_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -27,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from hearmask.pipeline import run_pipeline
 
-    report = run_pipeline(args.out, audiogram_name=args.audiogram, snr_db=args.snr, seed=args.seed)
+    report = run_pipeline(args.out, audiogram_name=args.audiogram, snr_db=args.snr, seed=args.seed,
+                          model_path=args.model)
     emit_result(args, report, (Path(args.out) / "report.md").read_text())
     return 0

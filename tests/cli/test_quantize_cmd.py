@@ -14,29 +14,6 @@ from hearmask.quantize.tflite_inspect import read_tflite
 FAST = ["--calibration-batches", "1", "--batch-size", "1", "--segment-seconds", "0.1", "--no-progress"]
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    from hearmask.model.train_config import train_config_from_dict
-    from hearmask.model.trainer import Trainer
-
-    root = tmp_path_factory.mktemp("quantize_cli")
-    t = np.arange(16000) / 16000
-    for folder in ("clean", "noise"):
-        (root / folder).mkdir()
-    rng = np.random.default_rng(1)
-    for i in range(4):  # enough files for the trainer's train/validation split
-        voiced = sum(np.sin(2 * np.pi * (110 + 30 * i) * k * t) / k for k in range(1, 10))
-        soundfile.write(root / "clean" / f"s{i}.wav", (0.1 * voiced).astype(np.float32), 16000)
-        soundfile.write(root / "noise" / f"n{i}.wav", (0.05 * rng.standard_normal(16000)).astype(np.float32), 16000)
-    config = train_config_from_dict({
-        "data": {"clean_dir": str(root / "clean"), "noise_dir": str(root / "noise"), "segment_seconds": 0.25},
-        "model": {"hidden_size": 16, "encoder_size": 16},
-        "train": {"steps": 1, "steps_per_epoch": 1, "batch_size": 1, "validation_batches": 1},
-    })
-    Trainer(config, root / "run", progress=False).run()
-    return root / "run"
-
-
 def test_quantize_writes_checked_models_and_a_manifest_then_resumes(trained_run, tmp_path, capsys):
     out = tmp_path / "int8"
     assert cli.main(["quantize", str(trained_run), "--out", str(out), "--qat-steps", "1", *FAST, "--json"]) == 0

@@ -72,22 +72,6 @@ def float_model(tiny_networks):
     return convert_float(tiny_networks[0])
 
 
-@pytest.fixture(scope="session")
-def trained_run(corpus, tmp_path_factory):
-    """A tiny float model trained for two steps on the corpus (a real ``hearmask train`` run folder)."""
-    from hearmask.model.train_config import train_config_from_dict
-    from hearmask.model.trainer import Trainer
-
-    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
-    config = train_config_from_dict({
-        "data": {"clean_dir": str(corpus / "clean"), "noise_dir": str(corpus / "noise"), "segment_seconds": 0.5},
-        "model": dict(TINY),
-        "train": {"steps": 2, "steps_per_epoch": 2, "batch_size": 2, "validation_batches": 1},
-    })
-    Trainer(config, run_dir, progress=False).run()
-    return run_dir
-
-
 def fast_qat_config(**fields):
     """QAT settings small enough for tests (one-tenth-second segments, batch 1)."""
     from hearmask.quantize.qat_training import QatConfig
