@@ -26,6 +26,7 @@ def model_card_markdown(checkpoint_path: str | Path, evaluation_markdown: str | 
     checkpoint = resolve_checkpoint_path(checkpoint_path)
     system, metadata = load_system(checkpoint)
     description = system_description(system)
+    network = description["networks"][0]
     config = metadata.get("train_config", {})
     train, data, task = config.get("train", {}), config.get("data", {}), config.get("task", {})
     progress = metadata.get("progress", {})
@@ -39,8 +40,10 @@ def model_card_markdown(checkpoint_path: str | Path, evaluation_markdown: str | 
         "## What it is",
         "",
         f"- Variant: **{description['variant']}** (one causal network emitting an NR mask in "
-        f"[{description['networks'][0]['nr_floor_db']}, 0] dB and an HLC gain in "
-        f"[{description['networks'][0]['hlc_min_db']}, +{description['networks'][0]['hlc_max_db']}] dB per bin).",
+        f"[{network['nr_floor_db']}, 0] dB and an HLC gain in "
+        f"[{network['hlc_min_db']}, +{network['hlc_max_db']}] dB per bin, capped per bin at "
+        f"{network.get('hlc_ceiling_offset_db', 0):g} dB + {network.get('hlc_ceiling_loss_fraction', 0):g} x the "
+        "listener's loss in dB HL (the half-gain rule at 0.5)).",
         f"- Parameters: **{description['parameters']:,}**; compute: **{description['macs_per_second'] / 1e6:.2f} M MAC/s** "
         f"of audio (analytic count of the step form).",
         f"- Algorithmic latency: **{description['algorithmic_latency_ms']:g} ms** at {description['sample_rate_hz']} Hz "
