@@ -1,7 +1,7 @@
 """Cost of the differentiable auditory model per second of audio (forward + backward).
 
 Usage: python benchmarks/bench_auditory.py [--batch 8] [--seconds 2] [--channels 32]
-       [--threads N] [--repeats 20] [--hearing-loss]
+       [--threads N] [--repeats 20] [--hearing-loss] [--filterbank gammatone|drnl]
 
 Prints the conditions, then the median (and quartiles) over ``--repeats`` timed runs after
 ``--warmup`` untimed ones, in milliseconds per second of audio (batch x seconds), for the
@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import torch
 
-from hearmask.model.auditory import AuditoryModel, AuditoryModelConfig
+from hearmask.model.auditory import FILTERBANKS, AuditoryModel, AuditoryModelConfig
 
 
 def _time_ms(run: Callable[[], None], warmup: int, repeats: int) -> list[float]:
@@ -43,11 +43,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--hearing-loss", action="store_true", help="time the HI variant (40 dB flat)")
+    parser.add_argument("--filterbank", choices=FILTERBANKS, default="gammatone", help="auditory front end")
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
-    config = AuditoryModelConfig(num_channels=args.channels, output_hop_samples=args.hop)
+    config = AuditoryModelConfig(
+        num_channels=args.channels, output_hop_samples=args.hop, filterbank=args.filterbank
+    )
     model = AuditoryModel(config)
     num_samples = int(round(args.seconds * config.sample_rate_hz))
     audio_seconds = args.batch * num_samples / config.sample_rate_hz
@@ -70,15 +73,19 @@ def main() -> None:
     basilar_membrane = model.filterbank(signal.detach()).requires_grad_()
 
     def after_filterbank_forward_backward() -> None:
-        # Rectification, compression, IHC low-pass + pooling, adaptation.
+        # Rectification, compression (gammatone only: the DRNL compresses inside its
+        # filterbank), IHC low-pass + pooling, adaptation.
         basilar_membrane.grad = None
-        gain_db = model.cochlear_gain_db.view(1, -1, 1)
-        envelope = model._lowpass_and_pool(model._compress(basilar_membrane, gain_db))
+        if model.drnl is not None:
+            rectified = basilar_membrane.clamp_min(0.0)
+        else:
+            rectified = model._compress(basilar_membrane, model.cochlear_gain_db.view(1, -1, 1))
+        envelope = model._lowpass_and_pool(rectified)
         torch.log1p(envelope.clamp_min(0.0) / config.eps).mean().backward()
 
     print(
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-        f"threads {torch.get_num_threads()}, batch {args.batch}, channels {args.channels}, "
+        f"threads {torch.get_num_threads()}, {args.filterbank}, batch {args.batch}, channels {args.channels}, "
         f"{args.seconds:g} s per signal ({audio_seconds:g} s of audio per call), "
         f"filter {config.filter_length_samples} taps, hop {args.hop}, "
         f"{'HI 40 dB flat' if args.hearing_loss else 'NH'}, float32, CPU, "

@@ -4,6 +4,9 @@ Chain (DESIGN.md, "Auditory model"), all in torch, batched, causal:
 
 1. **Filterbank** - ``num_channels`` 4th-order gammatone FIRs, ERB-spaced, 0 dB at their
    centre frequency, applied by FFT convolution (:mod:`hearmask.model.auditory_filterbank`).
+   With ``filterbank = "drnl"`` the DRNL of Lopez-Poveda & Meddis (2001) replaces steps 1
+   and 2 (:mod:`hearmask.model.auditory_drnl`: its own compression and OHC-loss mapping);
+   the IHC stage, IHC loss and adaptation are the same.
 2. **Cochlear (OHC) compression** - an instantaneous, odd-symmetric broken-stick gain on
    the basilar-membrane waveform, computed on its positive half after rectification (the
    two commute for an odd compressor). In dB of instantaneous level ``L`` (the SPL of a
@@ -52,6 +55,7 @@ from numpy.typing import ArrayLike
 from torch import nn
 
 from hearmask.errors import HearmaskError
+from hearmask.model.auditory_drnl import DrnlFilterbank, drnl_highest_center_frequency_hz
 from hearmask.model.auditory_filterbank import (
     butterworth_lowpass_impulse_response,
     erb_spaced_frequencies_hz,
@@ -64,6 +68,7 @@ from hearmask.profiles.interpolate import interpolate_db_hl
 # Amplitudes below this are treated as silence when taking their level (avoids log(0)).
 _SMALLEST_AMPLITUDE = 1e-30
 _DB_PER_NEPER = 20.0 / math.log(10.0)
+FILTERBANKS = ("gammatone", "drnl")
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,8 @@ class AuditoryModelConfig:
     ohc_max_loss_db: tuple[float, ...] = (35.0, 60.0)  # OHC_max there = normal cochlear gain
     ohc_loss_fraction: float = 2.0 / 3.0  # share of a loss given to OHCs before OHC_max caps it
     eps: float = 2e-3  # log(1 + x/eps) knee; IHC envelope of a tone at the normal threshold
+    filterbank: str = "gammatone"  # "gammatone" (+ broken-stick gain) or "drnl" (Lopez-Poveda & Meddis 2001)
+    drnl_output_gain_db: float = -20.0  # DRNL only: BM velocity -> IHC input gain; -20 matches gammatone thresholds
 
     def __post_init__(self) -> None:
         # Lists from TOML become tuples so the frozen config stays hashable.
@@ -105,6 +112,10 @@ class AuditoryModelConfig:
 
 def _validate_config(config: AuditoryModelConfig) -> None:
     nyquist_hz = config.sample_rate_hz / 2
+    if config.filterbank not in FILTERBANKS:
+        raise HearmaskError(
+            f"filterbank must be one of {', '.join(FILTERBANKS)}, got {config.filterbank!r}"
+        )
     if config.sample_rate_hz <= 0:
         raise HearmaskError(f"sample_rate_hz must be > 0, got {config.sample_rate_hz}")
     if config.num_channels < 1:
@@ -115,6 +126,13 @@ def _validate_config(config: AuditoryModelConfig) -> None:
         raise HearmaskError(
             f"channel centre frequencies must satisfy 0 < low_hz < high_hz < {nyquist_hz:g} Hz "
             f"(Nyquist), got low_hz={config.low_hz}, high_hz={config.high_hz}"
+        )
+    if config.filterbank == "drnl" and config.high_hz >= drnl_highest_center_frequency_hz(config.sample_rate_hz):
+        highest_hz = drnl_highest_center_frequency_hz(config.sample_rate_hz)
+        raise HearmaskError(
+            f"filterbank 'drnl' needs high_hz < {highest_hz:.0f} Hz at {config.sample_rate_hz} Hz "
+            f"(its filters sit up to 3 % above the channel CF and must stay below Nyquist), "
+            f"got high_hz={config.high_hz}"
         )
     if config.filter_length_samples < 16:
         raise HearmaskError(f"filter_length_samples must be >= 16, got {config.filter_length_samples}")
@@ -226,9 +244,12 @@ class AuditoryModel(nn.Module):
         self.config = config if config is not None else AuditoryModelConfig()
         cfg = self.config
         self.center_frequencies_hz: np.ndarray = cfg.center_frequencies_hz
-        impulse_responses = gammatone_impulse_responses(
-            self.center_frequencies_hz, cfg.sample_rate_hz, cfg.filter_length_samples
-        )
+        self.drnl: DrnlFilterbank | None = None
+        if cfg.filterbank == "drnl":
+            self.drnl = DrnlFilterbank(
+                self.center_frequencies_hz, cfg.sample_rate_hz, cfg.filter_length_samples,
+                cfg.full_scale_db_spl, cfg.drnl_output_gain_db,
+            )
         lowpass = butterworth_lowpass_impulse_response(
             cfg.ihc_lowpass_cutoff_hz, cfg.sample_rate_hz, cfg.ihc_lowpass_length_samples
         )
@@ -236,7 +257,6 @@ class AuditoryModel(nn.Module):
         pooling_kernel = np.convolve(lowpass, np.full(cfg.output_hop_samples, 1.0 / cfg.output_hop_samples))
         ohc_max_db = cfg.ohc_max_loss_at(self.center_frequencies_hz)
         buffers = {
-            "impulse_responses": impulse_responses,
             # conv1d correlates, so the kernel is stored time-reversed.
             "ihc_pooling_kernel": pooling_kernel[::-1].copy(),
             "ihc_polyphase_kernel": _polyphase_matrix(pooling_kernel, cfg.output_hop_samples),
@@ -244,6 +264,10 @@ class AuditoryModel(nn.Module):
             # The normal cochlear gain is the largest OHC loss: a full OHC loss leaves a linear ear.
             "cochlear_gain_db": ohc_max_db,
         }
+        if self.drnl is None:
+            buffers["impulse_responses"] = gammatone_impulse_responses(
+                self.center_frequencies_hz, cfg.sample_rate_hz, cfg.filter_length_samples
+            )
         # Not persistent: all of them follow from the config, which checkpoints store.
         for name, value in buffers.items():
             self.register_buffer(name, torch.tensor(value, dtype=torch.get_default_dtype()), persistent=False)
@@ -275,7 +299,7 @@ class AuditoryModel(nn.Module):
         self._check_signal(signal)
         batch_size, num_samples = signal.shape
         gain_db = self.cochlear_gain_db.to(signal.dtype).view(1, -1, 1)
-        ihc_attenuation = None
+        ohc_db = ihc_attenuation = None
         if hearing_loss_db is not None:
             ohc_db, ihc_db = split_hearing_loss_db(
                 self._check_loss(hearing_loss_db, batch_size).to(device=signal.device, dtype=signal.dtype),
@@ -285,7 +309,10 @@ class AuditoryModel(nn.Module):
             gain_db = gain_db - ohc_db.unsqueeze(-1)
             ihc_attenuation = torch.pow(10.0, -ihc_db / 20.0).unsqueeze(-1)
 
-        compressed = self._compress(self.filterbank(signal), gain_db)
+        if self.drnl is not None:  # compression and OHC loss happen inside the DRNL
+            compressed = self.drnl(signal, ohc_db).clamp_min(0.0)
+        else:
+            compressed = self._compress(self.filterbank(signal), gain_db)
         envelope = self._lowpass_and_pool(compressed)
         if ihc_attenuation is not None:
             envelope = envelope * ihc_attenuation  # commutes with the linear low-pass/pooling
@@ -293,7 +320,10 @@ class AuditoryModel(nn.Module):
         return envelope.clamp_min(0.0)
 
     def filterbank(self, signal: torch.Tensor) -> torch.Tensor:
-        """Gammatone filterbank output (basilar-membrane waveform), (B, T) -> (B, C, T)."""
+        """Normal basilar-membrane waveform, (B, T) -> (B, C, T): the linear gammatone bank's
+        output, or with ``filterbank = "drnl"`` the (nonlinear) DRNL's, in IHC-input units."""
+        if self.drnl is not None:
+            return self.drnl(signal)
         num_samples = signal.shape[-1]
         fft_size = next_fast_fft_size(num_samples + self.config.filter_length_samples - 1)
         spectrum = torch.fft.rfft(self.impulse_responses.to(signal.dtype), n=fft_size)

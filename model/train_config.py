@@ -24,6 +24,9 @@ Example (every section and key optional; defaults are the shipped recipe)::
     noise_dir = ""
     noisy_dir = ""
 
+    [auditory]                  # AuditoryModelConfig fields of the training objective, e.g.
+    filterbank = "gammatone"    # gammatone | drnl (Lopez-Poveda & Meddis 2001 dual-resonance)
+
     [train]
     seed = 0
     batch_size = 8
@@ -96,18 +99,25 @@ class TrainSection:
 
 
 @dataclass(frozen=True)
+class AuditorySection:
+    overrides: dict = field(default_factory=dict)  # AuditoryModelConfig fields (sample rate: from the STFT)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     stft: StftSection = StftSection()
     model: ModelSection = ModelSection()
     task: TaskSection = TaskSection()
     data: DataSection = DataSection()
     train: TrainSection = TrainSection()
+    auditory: AuditorySection = AuditorySection()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-_SECTIONS = {"stft": StftSection, "model": ModelSection, "task": TaskSection, "data": DataSection, "train": TrainSection}
+_SECTIONS = {"stft": StftSection, "model": ModelSection, "task": TaskSection, "data": DataSection, "train": TrainSection,
+             "auditory": AuditorySection}
 
 
 def _build_section(name: str, cls: type, values: Any, source: str):
@@ -119,6 +129,12 @@ def _build_section(name: str, cls: type, values: Any, source: str):
         size = values.pop("size", ModelSection.size)
         overrides = values.pop("overrides", {})
         return ModelSection(size=size, overrides={**overrides, **values})
+    if cls is AuditorySection:
+        values = dict(values)
+        overrides = values.pop("overrides", {})
+        # TOML arrays become tuples, as the frozen config's fields are.
+        merged = {k: tuple(v) if isinstance(v, list) else v for k, v in {**overrides, **values}.items()}
+        return AuditorySection(overrides=merged)
     unknown = sorted(set(values) - set(accepted))
     if unknown:
         raise HearmaskError(f"{source}: unknown key(s) {unknown} in [{name}]; accepted: {sorted(accepted)}")
@@ -163,8 +179,31 @@ def load_train_config(path: str | Path) -> TrainConfig:
     return train_config_from_dict(document, str(path))
 
 
+def auditory_model_config(config: TrainConfig, sample_rate_hz: int):
+    """The training objective's :class:`AuditoryModelConfig`: ``[auditory]`` over the defaults."""
+    from hearmask.model.auditory import AuditoryModelConfig
+
+    overrides = dict(config.auditory.overrides)
+    if "sample_rate_hz" in overrides:
+        raise HearmaskError(f"[auditory] sample_rate_hz comes from the STFT ({sample_rate_hz} Hz); remove it")
+    accepted = sorted(f.name for f in fields(AuditoryModelConfig) if f.name != "sample_rate_hz")
+    unknown = sorted(set(overrides) - set(accepted))
+    if unknown:
+        raise HearmaskError(f"unknown key(s) {unknown} in [auditory]; accepted: {accepted}")
+    try:
+        return AuditoryModelConfig(sample_rate_hz=sample_rate_hz, **overrides)
+    except TypeError as error:  # a value of the wrong kind that validation did not name
+        raise HearmaskError(f"[auditory] {error}") from None
+
+
 def validate_train_config(config: TrainConfig, source: str = "config") -> None:
     task, data, train = config.task, config.data, config.train
+    try:
+        from hearmask.model.stft_config import shipped_stft_config
+
+        auditory_model_config(config, shipped_stft_config(config.stft.name).sample_rate_hz)
+    except HearmaskError as error:
+        raise HearmaskError(f"{source}: {error}") from None
     if task.variant not in TASK_VARIANTS:
         raise HearmaskError(f"{source}: [task] variant {task.variant!r}; accepted: {', '.join(TASK_VARIANTS)}")
     if task.weighting not in WEIGHTINGS:

@@ -31,7 +31,7 @@ import torch.distributed as dist
 from torch import nn
 
 from hearmask.errors import HearmaskError
-from hearmask.model.auditory import AuditoryModel, AuditoryModelConfig
+from hearmask.model.auditory import AuditoryModel
 from hearmask.model.checkpoint import (
     load_checkpoint,
     optimizer_from_checkpoint,
@@ -43,7 +43,7 @@ from hearmask.model.losses import MultiTaskLoss
 from hearmask.model.stft_config import shipped_stft_config
 from hearmask.model.system import HearingAidSystem, build_masknet_configs
 from hearmask.model.system_io import MODEL_PREFIX, save_system
-from hearmask.model.train_config import TrainConfig
+from hearmask.model.train_config import TrainConfig, auditory_model_config, train_config_from_dict
 from hearmask.profiles.audiogram import MODEL_AUDIOGRAM_FREQUENCIES_HZ, MODEL_INPUT_SCALE_DB
 from hearmask.profiles.interpolate import interpolate_db_hl
 from hearmask.profiles.sampling import AudiogramSampler
@@ -78,11 +78,19 @@ def example_audiogram_db_hl(seed: int, index: int) -> np.ndarray:
 
 
 def _without_steps(config_dict) -> dict | None:
-    """A config dict minus ``train.steps``, which a resumed run may extend."""
+    """A config dict minus ``train.steps``, which a resumed run may extend.
+
+    Re-read through :func:`train_config_from_dict`, so a checkpoint written before a section
+    or key existed compares equal to the same recipe with that key at its default.
+    """
     if not isinstance(config_dict, dict):
         return None
-    train = {k: v for k, v in config_dict.get("train", {}).items() if k != "steps"}
-    return {**config_dict, "train": train}
+    try:
+        normalized = json.loads(json.dumps(train_config_from_dict(config_dict).to_dict()))
+    except HearmaskError:
+        return config_dict
+    train = {k: v for k, v in normalized.get("train", {}).items() if k != "steps"}
+    return {**normalized, "train": train}
 
 
 @contextmanager
@@ -144,7 +152,7 @@ class Trainer:
         stft_config = shipped_stft_config(config.stft.name)
         networks = build_masknet_configs(config.task.variant, stft_config, config.model.size, config.model.overrides)
         self.system = HearingAidSystem(config.task.variant, stft_config, networks)
-        self.auditory_model = AuditoryModel(AuditoryModelConfig(sample_rate_hz=stft_config.sample_rate_hz))
+        self.auditory_model = AuditoryModel(auditory_model_config(config, stft_config.sample_rate_hz))
         task = config.task
         loss = MultiTaskLoss(self.auditory_model, task.variant, task.weighting, task.nr_weight, task.hlc_weight,
                              task.distance, task.nr_mask_weight)
@@ -318,7 +326,7 @@ class Trainer:
 
     def _restore(self) -> None:
         tensors, metadata = load_checkpoint(self.run_dir / "checkpoint.json")
-        if _without_steps(metadata.get("train_config")) != _without_steps(json.loads(json.dumps(self.config.to_dict()))):
+        if _without_steps(metadata.get("train_config")) != _without_steps(self.config.to_dict()):
             raise HearmaskError(f"{self.run_dir}: --resume needs the configuration the run started with "
                                 "([train] steps may grow); the given config differs from the checkpoint's train_config")
         state = {k[len(MODEL_PREFIX):]: v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)}

@@ -44,3 +44,33 @@ def test_bad_toml_and_missing_file(tmp_path):
         load_train_config(path)
     with pytest.raises(HearmaskError, match="does not exist"):
         load_train_config(tmp_path / "none.toml")
+
+
+def test_auditory_section_selects_the_drnl_filterbank():
+    from hearmask.model.train_config import auditory_model_config
+
+    config = train_config_from_dict({"auditory": {"filterbank": "drnl", "ohc_max_loss_db": [30, 55]}})
+    auditory = auditory_model_config(config, 16000)
+    assert auditory.filterbank == "drnl" and auditory.ohc_max_loss_db == (30, 55)
+    assert auditory_model_config(train_config_from_dict({}), 16000).filterbank == "gammatone"
+
+
+@pytest.mark.parametrize("auditory, message", [
+    ({"filterbank": "drln"}, "filterbank must be one of gammatone, drnl, got 'drln'"),
+    ({"channels": 32}, r"unknown key\(s\) \['channels'\] in \[auditory\]; accepted: \[.*num_channels"),
+    ({"sample_rate_hz": 8000}, "comes from the STFT"),
+])
+def test_bad_auditory_section_is_a_clear_error(auditory, message):
+    with pytest.raises(HearmaskError, match=message):
+        train_config_from_dict({"auditory": auditory}, "my.toml")
+
+
+def test_resume_compares_configs_with_missing_keys_at_their_defaults():
+    from hearmask.model.trainer import _without_steps
+
+    current = train_config_from_dict({"train": {"steps": 10}}).to_dict()
+    older = {name: value for name, value in current.items() if name != "auditory"}  # before [auditory] existed
+    older["train"] = {**older["train"], "steps": 5}
+    assert _without_steps(older) == _without_steps(current)
+    changed = train_config_from_dict({"auditory": {"filterbank": "drnl"}}).to_dict()
+    assert _without_steps(changed) != _without_steps(current)
