@@ -20,6 +20,7 @@ from hearmask.firmware_bridge.errors import BridgeError, DeviceTimeout, Transpor
 
 UART_BITS_PER_BYTE = 10  # 8N1: start bit, 8 data bits, stop bit
 EMULATE_SCHEME = "emulate://"
+QEMU_SCHEME = "qemu://"  # qemu://cortex-m3|cortex-m33|cortex-m55?firmware=FW.elf (hearmask.targets.qemu)
 
 
 class Transport(Protocol):
@@ -40,7 +41,8 @@ class Transport(Protocol):
 
 
 def open_transport(url: str, baudrate: int = 115200, timeout_s: float = 0.02, write_timeout_s: float = 5.0) -> Transport:
-    """Open ``url``: ``emulate://...`` (a local agent on a pty, see :mod:`emulate`) or any pyserial URL.
+    """Open ``url``: ``emulate://...`` (a local agent on a pty, see :mod:`emulate`), ``qemu://BOARD?firmware=FW.elf``
+    (firmware in QEMU, see :mod:`hearmask.targets.qemu`; closing the transport stops QEMU) or any pyserial URL.
 
     pyserial URLs: a device path (``/dev/ttyUSB0``), ``socket://host:port`` (e.g. QEMU's
     UART), ``loop://``, ``rfc2217://``... ``timeout_s`` is the read poll interval.
@@ -49,6 +51,10 @@ def open_transport(url: str, baudrate: int = 115200, timeout_s: float = 0.02, wr
         from hearmask.firmware_bridge.emulate import open_emulated_transport
 
         return open_emulated_transport(url, timeout_s=timeout_s, write_timeout_s=write_timeout_s)
+    if url.startswith(QEMU_SCHEME):
+        from hearmask.targets.qemu import open_qemu_transport
+
+        return open_qemu_transport(url, timeout_s=timeout_s, write_timeout_s=write_timeout_s)
     import serial
 
     try:
@@ -56,7 +62,7 @@ def open_transport(url: str, baudrate: int = 115200, timeout_s: float = 0.02, wr
     except (serial.SerialException, ValueError) as error:
         raise BridgeError(
             f"cannot open serial port {url!r}: {error}. Accepted: a device path (/dev/ttyACM0), "
-            "socket://host:port, loop://, or emulate://rpi"
+            "socket://host:port, loop://, emulate://rpi, or qemu://cortex-m55?firmware=FW.elf"
         ) from None
 
 
