@@ -242,7 +242,9 @@ class MaskNet(nn.Module):
         self.hlc_activation = nn.Sigmoid()
         interpolation = config.band_layout().interpolation_matrix  # (num_bins, num_bands)
         self.register_buffer("band_to_bin", torch.as_tensor(interpolation, dtype=torch.float32))
-        self.register_buffer("audiogram_to_bin", torch.as_tensor(audiogram_to_bin_matrix(config), dtype=torch.float32))
+        # Derived from the config, so not saved with the weights (persistent=False).
+        self.register_buffer("audiogram_to_bin", torch.as_tensor(audiogram_to_bin_matrix(config), dtype=torch.float32),
+                             persistent=False)
         self._initialise_near_identity()
 
     def _initialise_near_identity(self) -> None:

@@ -61,6 +61,10 @@ def load_system(path: str | Path) -> tuple[HearingAidSystem, dict[str, Any]]:
         raise HearmaskError(f"{path}: checkpoint has no model description ('system'); is it a hearmask model?")
     system = system_from_description(metadata["system"], str(path))
     state = {name[len(MODEL_PREFIX):]: tensor for name, tensor in tensors.items() if name.startswith(MODEL_PREFIX)}
+    # Buffers derived from the config (non-persistent) are rebuilt, never read: a checkpoint
+    # that stored one (written while it was persistent) loads the same.
+    derived = {name for name, _ in system.named_buffers()} - set(system.state_dict())
+    state = {name: tensor for name, tensor in state.items() if name not in derived}
     missing, unexpected = system.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise HearmaskError(

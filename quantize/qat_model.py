@@ -224,7 +224,7 @@ class QuantMaskNet(nn.Module):
         config = network.config
         self.config = config
         # Host-side dB map only (not part of the int8 graph): the audiogram -> per-bin span.
-        self.register_buffer("audiogram_to_bin", network.audiogram_to_bin.detach().clone())
+        self.register_buffer("audiogram_to_bin", network.audiogram_to_bin.detach().clone(), persistent=False)
         self.features_input = _activation(CalibratedActQuant)
         self.audiogram_input = _activation(AudiogramInputQuant)
         self.state_input = _activation(TanhOutputQuant)

@@ -64,3 +64,23 @@ def test_missing_checkpoint_and_bad_suffix(tmp_path):
         load_checkpoint(tmp_path)
     with pytest.raises(HearmaskError, match="must end in .json"):
         save_checkpoint(tmp_path / "x.pt", {}, {})
+
+
+def test_checkpoints_with_or_without_derived_buffers_load_the_same(tmp_path):
+    import torch
+
+    from hearmask.model.stft_config import shipped_stft_config
+    from hearmask.model.system import HearingAidSystem, build_masknet_configs
+    from hearmask.model.system_io import MODEL_PREFIX, load_system, model_tensors, save_system
+
+    stft = shipped_stft_config("default")
+    system = HearingAidSystem("joint", stft, build_masknet_configs("joint", stft, "default",
+                                                                   {"hidden_size": 8, "encoder_size": 8}))
+    assert not any(name.endswith("audiogram_to_bin") for name in model_tensors(system))  # derived: not saved
+    plain = save_system(tmp_path / "plain.json", system)
+    # As written while the buffer was persistent: the extra tensor is ignored, not an error.
+    stored = {MODEL_PREFIX + "networks.0.audiogram_to_bin": torch.zeros(129, 8)}
+    with_buffer = save_system(tmp_path / "with_buffer.json", system, extra_tensors=stored)
+    loaded = [load_system(path)[0] for path in (plain, with_buffer)]
+    for network in (*loaded[0].networks, *loaded[1].networks):
+        torch.testing.assert_close(network.audiogram_to_bin, system.networks[0].audiogram_to_bin)
