@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from hearmask.errors import HearmaskError
-from hearmask.model.network import audiogram_to_bin_matrix
 from hearmask.quantize.tflite_inspect import TfliteSummary
 
 MANIFEST_NAME = "manifest.json"
@@ -69,6 +68,7 @@ def output_db_maps(config) -> dict[str, dict[str, Any]]:
     listener's audiogram (:func:`hearmask.model.network.hlc_span_db`), so the rule and its
     audiogram -> bin matrix are written out for device code.
     """
+    from hearmask.model.network import audiogram_to_bin_matrix  # torch: only when writing a manifest
     return {
         "nr_fraction": {"db_offset": 0.0, "db_span": float(config.nr_floor_db),
                         "range_db": [float(config.nr_floor_db), 0.0]},

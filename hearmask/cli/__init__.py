@@ -30,6 +30,8 @@ COMMAND_MODULES = (
     "hearmask.cli.validate_cmd",
     "hearmask.cli.targets_cmd",
     "hearmask.cli.fit_cmd",
+    "hearmask.cli.export_cmd",
+    "hearmask.cli.profile_cmd",
     "hearmask.cli.pipeline_cmd",
 )
 
