@@ -38,6 +38,18 @@ def trained_run(corpus, tmp_path_factory):
     return run_dir
 
 
+@pytest.fixture(scope="session")
+def quantized_dir(trained_run, tmp_path_factory):
+    """The tiny trained run, calibrated (no QAT steps) and converted: a real ``hearmask quantize`` folder."""
+    from hearmask.quantize.qat_training import QatConfig
+    from hearmask.quantize.quantize_model import quantize_model
+
+    out_dir = tmp_path_factory.mktemp("quantized") / "int8"
+    quantize_model(trained_run, out_dir, QatConfig(steps=0, calibration_batches=1, batch_size=1, segment_seconds=0.1),
+                   progress=False)
+    return out_dir
+
+
 def _corrupt_tflite_weights(model_bytes: bytes, point: str) -> bytes:
     """The same .tflite with the int8 weights of quant point ``point`` negated (a deliberately broken model)."""
     import flatbuffers

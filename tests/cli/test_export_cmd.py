@@ -10,18 +10,6 @@ from hearmask import cli
 from hearmask.cli import export_cmd
 
 
-@pytest.fixture(scope="module")
-def quantized_dir(trained_run, tmp_path_factory):
-    """The tiny trained run, calibrated (no QAT steps) and converted: a real ``hearmask quantize`` folder."""
-    from hearmask.quantize.qat_training import QatConfig
-    from hearmask.quantize.quantize_model import quantize_model
-
-    out_dir = tmp_path_factory.mktemp("export_cli") / "int8"
-    quantize_model(trained_run, out_dir, QatConfig(steps=0, calibration_batches=1, batch_size=1, segment_seconds=0.1),
-                   progress=False)
-    return out_dir
-
-
 def test_export_writes_a_raspberry_pi_bundle_with_the_given_settings(quantized_dir, tmp_path, capsys):
     out = tmp_path / "bundle"
     status = cli.main(["export", str(quantized_dir), "--target", "rpi5", "--out", str(out), "--audiogram", "S2",

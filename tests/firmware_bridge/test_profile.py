@@ -27,18 +27,6 @@ FAST = ProfileConfig(utterances=1, hops=30, bench_runs=20, bench_warmup=2, strea
 
 
 @pytest.fixture(scope="module")
-def quantized_dir(trained_run, tmp_path_factory):
-    """The tiny trained run, calibrated (no QAT steps) and converted: a real ``hearmask quantize`` folder."""
-    from hearmask.quantize.qat_training import QatConfig
-    from hearmask.quantize.quantize_model import quantize_model
-
-    out_dir = tmp_path_factory.mktemp("profile") / "int8"
-    quantize_model(trained_run, out_dir, QatConfig(steps=0, calibration_batches=1, batch_size=1, segment_seconds=0.1),
-                   progress=False)
-    return out_dir
-
-
-@pytest.fixture(scope="module")
 def full_report(quantized_dir, tmp_path_factory):
     report_dir = tmp_path_factory.mktemp("profile_report")
     return report_dir, profile_device(STREAM_URL, quantized_dir, report_dir, FAST, progress=False)

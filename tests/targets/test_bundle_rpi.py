@@ -26,18 +26,6 @@ from hearmask.targets.descriptors import load_target
 
 
 @pytest.fixture(scope="module")
-def quantized_dir(trained_run, tmp_path_factory):
-    """The tiny trained run, calibrated (no QAT steps) and converted: a real ``hearmask quantize`` folder."""
-    from hearmask.quantize.qat_training import QatConfig
-    from hearmask.quantize.quantize_model import quantize_model
-
-    out_dir = tmp_path_factory.mktemp("bundle_rpi") / "int8"
-    quantize_model(trained_run, out_dir, QatConfig(steps=0, calibration_batches=1, batch_size=1, segment_seconds=0.1),
-                   progress=False)
-    return out_dir
-
-
-@pytest.fixture(scope="module")
 def bundle(quantized_dir, tmp_path_factory):
     return export_rpi_bundle(quantized_dir, load_target("rpi4"), tmp_path_factory.mktemp("out") / "pi-bundle",
                              audiogram="N3", nr_strength=0.5, hlc_strength=0.75, runtime="litert-reference",
