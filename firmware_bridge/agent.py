@@ -7,6 +7,10 @@ graph imports torch or tensorflow (tested). The same code serves the emulated de
     python -m hearmask.firmware_bridge.agent --port /dev/ttyGS0 --model model.tflite
     python -m hearmask.firmware_bridge.agent --port /dev/pts/3 --kind emulated --protocol mlperf
 
+STREAM runs the same per-hop int8 pipeline as the live loop
+(:mod:`~hearmask.firmware_bridge.agent_stream`), built from the model's ``manifest.json``
+(``--manifest``, or the one beside ``--model``).
+
 :class:`DeviceAgent` is transport-free: :meth:`DeviceAgent.handle_frame` maps one
 frame to the reply frames, and :meth:`DeviceAgent.serve` runs the read loop.
 """
@@ -25,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from hearmask.errors import HearmaskError
 from hearmask.firmware_bridge import messages as msg
 from hearmask.firmware_bridge.errors import (
-    BridgeError,
     MalformedPayload,
     TensorMismatch,
     TransportClosed,
@@ -43,6 +47,7 @@ from hearmask.firmware_bridge.framing import (
     FrameErrorKind,
     encode_frame,
 )
+from hearmask.firmware_bridge.agent_stream import manifest_beside, manifest_stream_factory
 from hearmask.firmware_bridge.plugins import ListenerSettings, PowerBackend, StreamProcessor, load_plugin
 from hearmask.firmware_bridge.runtime import InferenceRuntime
 
@@ -98,6 +103,8 @@ class DeviceAgent:
         runtime: the loaded model, or None (INFER answers NO_MODEL until LOAD_MODEL).
         runtime_factory: builds a runtime from a model file (LOAD_MODEL); None disables loading.
         stream_processor_factory: builds the STREAM pipeline for a runtime; None -> STREAM unsupported.
+            A :class:`HearmaskError` from it (no model, a manifest of another model) turns STREAM off
+            for that runtime; STREAM then answers UNSUPPORTED with the reason.
         power_backend: the device's own power sensor; None -> POWER answers NO_POWER_BACKEND.
         on_settings: called with the new :class:`ListenerSettings` after every SET_* (issue 8's live loop).
     """
@@ -119,7 +126,9 @@ class DeviceAgent:
         self.on_settings = on_settings
         self.settings = ListenerSettings()
         self.decoder = FrameDecoder(config.max_payload_bytes)
-        self.stream_processor = stream_processor_factory(runtime) if stream_processor_factory else None
+        self.stream_processor: StreamProcessor | None = None
+        self._stream_unavailable = "no stream pipeline is configured on this device"
+        self._build_stream_processor(runtime)
         self._last_inputs: dict[str, np.ndarray] | None = None
         self._upload: _Upload | None = None
         self._completed_upload: tuple[int, bytes] | None = None  # (total, sha) of the model last loaded
@@ -133,7 +142,7 @@ class DeviceAgent:
         caps |= msg.Capability.SET_AUDIOGRAM | msg.Capability.SET_STRENGTHS
         if self.runtime_factory is not None and self.config.model_dir is not None:
             caps |= msg.Capability.LOAD_MODEL
-        if self.stream_processor_factory is not None:
+        if self.stream_processor is not None:
             caps |= msg.Capability.STREAM
         if self.power_backend is not None:
             caps |= msg.Capability.POWER
@@ -301,11 +310,18 @@ class DeviceAgent:
         )
         return msg.MessageType.BENCH_RESULT, result.to_payload()
 
+    def _build_stream_processor(self, runtime: InferenceRuntime | None) -> None:
+        self.stream_processor = None
+        if self.stream_processor_factory is None:
+            return
+        try:
+            self.stream_processor = self.stream_processor_factory(runtime)
+        except HearmaskError as error:
+            self._stream_unavailable = str(error)
+
     def _on_stream(self, message: msg.Stream) -> tuple[int, bytes]:
         if self.stream_processor is None:
-            raise _RequestError(
-                msg.ErrorCode.UNSUPPORTED, "STREAM is not available: no stream pipeline is configured on this device"
-            )
+            raise _RequestError(msg.ErrorCode.UNSUPPORTED, f"STREAM is not available: {self._stream_unavailable}")
         start_ns = time.perf_counter_ns()
         samples = message.samples
         hop = samples.astype(np.float32) / INT16_FULL_SCALE if samples.dtype == np.int16 else samples.astype(np.float32)
@@ -420,8 +436,7 @@ class DeviceAgent:
         _fsync_directory(model_dir)
         self.runtime = runtime
         self._last_inputs = None
-        if self.stream_processor_factory is not None:
-            self.stream_processor = self.stream_processor_factory(runtime)
+        self._build_stream_processor(runtime)
 
     # ------------------------------------------------------------------ loop
 
@@ -493,10 +508,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--line-rate", type=int, default=None, metavar="BAUD",
                         help="pace bytes as a UART at BAUD would (10 bits per byte); for emulated devices")
     parser.add_argument("--max-payload-bytes", type=int, default=DEFAULT_MAX_PAYLOAD_BYTES)
+    parser.add_argument("--manifest", type=Path,
+                        help="the model's manifest.json (STFT, features, dB rule) for STREAM; default: the one beside "
+                             "--model, if any. Without a manifest (or --stream-processor) STREAM is unsupported")
     parser.add_argument("--stream-processor", metavar="MODULE:FACTORY",
-                        help="factory(runtime) -> StreamProcessor for STREAM; without it STREAM is unsupported")
+                        help="factory(runtime) -> StreamProcessor for STREAM, instead of the manifest's pipeline")
     parser.add_argument("--power-backend", metavar="SPEC",
-                        help="rpi5-pmic, ina219[:ADDRESS[:SHUNT_OHMS]], replay:TRACE.csv or MODULE:FACTORY; "
+                        help="rpi5-pmic, ina219[:ADDRESS[:SHUNT_OHMS]], replay:TRACE.csv, "
+                             "ppk2[:PORT[:SUPPLY_MV[:source|ampere]]], joulescope or MODULE:FACTORY; "
                              "without it POWER answers NO_POWER_BACKEND")
     parser.add_argument("--exit-on-hangup", action="store_true", help="exit when the port hangs up (emulated devices)")
     parser.add_argument("--parent-pid", type=int, help="exit when this process is no longer our parent (emulated devices)")
@@ -533,7 +552,11 @@ def build_agent(args) -> DeviceAgent:
         max_payload_bytes=args.max_payload_bytes,
         model_dir=model_dir,
     )
-    stream_factory = load_plugin(args.stream_processor, "--stream-processor") if args.stream_processor else None
+    stream_factory = None
+    if args.stream_processor:
+        stream_factory = load_plugin(args.stream_processor, "--stream-processor")
+    elif args.manifest is not None or manifest_beside(args.model) is not None:
+        stream_factory = manifest_stream_factory(args.manifest or manifest_beside(args.model), factory)
     power_backend = None
     if args.power_backend:
         from hearmask.firmware_bridge.power import make_power_backend
@@ -560,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         agent = build_agent(args)
         port = open_port(args)
-    except (BridgeError, OSError, serial.SerialException) as error:
+    except (HearmaskError, OSError, serial.SerialException) as error:
         print(f"hearmask agent: {error}", file=sys.stderr)
         return 2
     try:

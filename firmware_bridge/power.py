@@ -12,10 +12,11 @@
 - :class:`ReplayPowerBackend`: plays back a recorded trace (CSV ``time_s,power_mw``),
   labelled ``replay`` — never a live measurement.
 
-External meters (Nordic PPK2, Joulescope) measure from the host side and belong to the
-profiler, not to the agent.
+External meters (Nordic PPK2, Joulescope) are in :mod:`~hearmask.firmware_bridge.power_meters`
+(their vendor packages are optional and imported only when such a backend is built); traces
+and energy per inference are in :mod:`~hearmask.firmware_bridge.power_energy`.
 
-Use with the agent: ``--power-backend hearmask.firmware_bridge.power:Rpi5PmicBackend``.
+Use with the agent: ``--power-backend rpi5-pmic`` (see :func:`make_power_backend`).
 """
 
 from __future__ import annotations
@@ -147,7 +148,9 @@ def load_power_trace(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def make_power_backend(spec: str):
     """The agent's ``--power-backend``: ``rpi5-pmic``, ``ina219[:ADDRESS[:SHUNT_OHMS]]``,
-    ``replay:TRACE.csv``, or ``package.module:factory`` (called without arguments)."""
+    ``replay:TRACE.csv``, an external meter (``ppk2[:PORT[:SUPPLY_MV[:source|ampere]]]``,
+    ``joulescope``; :func:`~hearmask.firmware_bridge.power_meters.make_meter_backend`), or
+    ``package.module:factory`` (called without arguments)."""
     from hearmask.firmware_bridge.plugins import load_plugin
 
     name, _, rest = spec.partition(":")
@@ -163,4 +166,8 @@ def make_power_backend(spec: str):
         return Ina219Backend(address=address, shunt_ohms=shunt_ohms)
     if name == "replay":
         return ReplayPowerBackend(rest)
+    if name in ("ppk2", "joulescope"):
+        from hearmask.firmware_bridge.power_meters import make_meter_backend
+
+        return make_meter_backend(spec)
     return load_plugin(spec, "--power-backend")()

@@ -14,7 +14,8 @@ apt_packages=(
   asterisk-core-sounds-fr-g722 asterisk-core-sounds-it-g722 asterisk-core-sounds-ru-g722
   asterisk-core-sounds-en-g722  # reserved for independent evaluation only (DESIGN.md)
   pocketsphinx-testdata
-  gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm socat
+  gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm socat gcc
+  jackd2  # the live loop's audio server (dummy backend in the tests)
 )
 missing=()
 for pkg in "${apt_packages[@]}"; do
@@ -24,6 +25,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "[setup] apt: installing ${missing[*]}"
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -q
+  # jackd2 asks whether to enable realtime scheduling: answer no (the Pi units grant it).
+  echo "jackd2 jackd/tweak_rt_limits boolean false" | $sudo_cmd debconf-set-selections
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
   echo "[setup] apt: all packages present"
@@ -45,7 +48,7 @@ else
   .venv/bin/python -m pip install -q --upgrade pip
   # torch first and exactly pinned, so nothing later can resolve a CUDA build.
   .venv/bin/python -m pip install -q "torch==2.13.0"
-  .venv/bin/python -m pip install -q -e ".[test]"
+  .venv/bin/python -m pip install -q -e ".[test,power,live]"
   .venv/bin/python -m pip install -q --no-deps "pyclarity==0.9.0"
   echo "$want" > "$stamp"
 fi

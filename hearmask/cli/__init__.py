@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "hearmask.cli.evaluate_cmd",
     "hearmask.cli.quantize_cmd",
     "hearmask.cli.validate_cmd",
+    "hearmask.cli.live_cmd",
     "hearmask.cli.targets_cmd",
     "hearmask.cli.fit_cmd",
     "hearmask.cli.export_cmd",
