@@ -54,6 +54,13 @@ def save_system(json_path: str | Path, system: HearingAidSystem, metadata: dict[
     return save_checkpoint(json_path, tensors, {"system": system_description(system), **(metadata or {})})
 
 
+def without_derived_buffers(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` minus the module's non-persistent buffers (derived from its config, rebuilt, never
+    read), so a checkpoint written while such a buffer was persistent loads the same."""
+    derived = {name for name, _ in module.named_buffers()} - set(module.state_dict())
+    return {name: tensor for name, tensor in state.items() if name not in derived}
+
+
 def load_system(path: str | Path) -> tuple[HearingAidSystem, dict[str, Any]]:
     """Load a checkpoint (run folder, ``.json`` or ``.safetensors``) into an eval-mode system."""
     tensors, metadata = load_checkpoint(path)
@@ -61,11 +68,7 @@ def load_system(path: str | Path) -> tuple[HearingAidSystem, dict[str, Any]]:
         raise HearmaskError(f"{path}: checkpoint has no model description ('system'); is it a hearmask model?")
     system = system_from_description(metadata["system"], str(path))
     state = {name[len(MODEL_PREFIX):]: tensor for name, tensor in tensors.items() if name.startswith(MODEL_PREFIX)}
-    # Buffers derived from the config (non-persistent) are rebuilt, never read: a checkpoint
-    # that stored one (written while it was persistent) loads the same.
-    derived = {name for name, _ in system.named_buffers()} - set(system.state_dict())
-    state = {name: tensor for name, tensor in state.items() if name not in derived}
-    missing, unexpected = system.load_state_dict(state, strict=False)
+    missing, unexpected = system.load_state_dict(without_derived_buffers(system, state), strict=False)
     if missing or unexpected:
         raise HearmaskError(
             f"{path}: weights do not fit the described model (missing {sorted(missing)[:5]}, "

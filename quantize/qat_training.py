@@ -234,8 +234,10 @@ class QatTrainer:
 
 def load_qat_state(qat_system: HearingAidSystem, tensors: dict[str, torch.Tensor], source: str) -> None:
     """Load ``model/…`` tensors of a QAT checkpoint into ``qat_system`` (strictly)."""
+    from hearmask.model.system_io import without_derived_buffers
+
     state = {name[len(MODEL_PREFIX):]: tensor for name, tensor in tensors.items() if name.startswith(MODEL_PREFIX)}
-    missing, unexpected = qat_system.load_state_dict(state, strict=False)
+    missing, unexpected = qat_system.load_state_dict(without_derived_buffers(qat_system, state), strict=False)
     if missing or unexpected:
         raise HearmaskError(f"{source}: QAT weights do not fit the model (missing {sorted(missing)[:5]}, "
                             f"unexpected {sorted(unexpected)[:5]})")
@@ -244,7 +246,7 @@ def load_qat_state(qat_system: HearingAidSystem, tensors: dict[str, torch.Tensor
 def load_qat_system(path: str | Path) -> tuple[HearingAidSystem, HearingAidSystem, dict]:
     """``(qat_system, float_system, metadata)`` from a QAT checkpoint (a folder holding
     ``qat_checkpoint.json``, or the file); the float system is the one QAT started from."""
-    from hearmask.model.system_io import system_from_description
+    from hearmask.model.system_io import system_from_description, without_derived_buffers
 
     path = Path(path)
     if path.is_dir():
@@ -255,7 +257,7 @@ def load_qat_system(path: str | Path) -> tuple[HearingAidSystem, HearingAidSyste
     float_system = system_from_description(metadata["system"], str(path))
     float_state = {name[len(FLOAT_PREFIX):]: tensor for name, tensor in tensors.items() if name.startswith(FLOAT_PREFIX)}
     try:
-        float_system.load_state_dict(float_state)
+        float_system.load_state_dict(without_derived_buffers(float_system, float_state))
     except RuntimeError as error:
         raise HearmaskError(f"{path}: the float weights do not fit the described model ({error})") from None
     float_system.eval()

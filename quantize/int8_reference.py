@@ -1,0 +1,246 @@
+"""Integer arithmetic of the TFLite reference kernels and TFLM (numpy): requantization, LOGISTIC, TANH.
+
+Used by :mod:`hearmask.quantize.validate` to explain, element by element, where the int8
+runtimes differ from each other and from Brevitas fake quantization (which computes
+in float and rounds once). Learned from the TFLite/TFLM sources
+(``kernels/internal/common.h``, ``reference/integer_ops/{fully_connected,mul,logistic,tanh}.h``,
+``micro/kernels/{logistic_common,tanh}.cc``) and gemmlowp's ``fixedpoint.h``; our own code.
+
+**Requantization** (FULLY_CONNECTED, MUL): the int32 accumulator ``x`` is scaled by
+``real = s_in·s_w/s_out`` (FC) or ``s_a·s_b/s_out`` (MUL), stored as a 31-bit multiplier and
+a shift (:func:`quantize_multiplier`). Two roundings exist (:func:`requantize`):
+
+- ``"double"`` (TFLite's default ``MultiplyByQuantizedMultiplier``): a rounding doubling
+  high multiply (round half up to 31 fractional bits of the shifted value), then a
+  rounding right shift (half away from zero). Measured here: TFLM's FULLY_CONNECTED and
+  MUL, and LiteRT's reference MUL.
+- ``"single"``: one rounding of ``x·multiplier / 2^(31 − shift)``, equal to the exactly
+  rounded ``x·real`` for every accumulator in our models. Measured here: LiteRT's
+  reference FULLY_CONNECTED and the default (XNNPACK) FULLY_CONNECTED and MUL. Brevitas
+  rounds once too, after computing in float32 (rarely a float32 error crosses a half).
+
+The two differ by one LSB wherever the exact value lies within ``2^−right_shift`` of a
+half-integer above it — a few in a thousand outputs of the FC and MUL ops of our graph.
+
+**LOGISTIC / TANH** (int8): the reference kernels evaluate gemmlowp fixed point instead of
+a float table:
+
+1. ``x = code − input_zero_point``; ``|x| ≥ radius`` saturates to −128 / 127, with
+   ``radius = ⌊15·2^27 / 2^shift⌋`` (``CalculateInputRadius(4, shift, 31)``).
+2. ``x`` is rescaled to Q4.27 with the quantized multiplier of ``input_scale·2^27``
+   (``frexp``; multiplier = round(q·2^31)).
+3. gemmlowp's ``logistic``/``tanh`` of that value, a Q0.31 result: exp by a 4th-order
+   Taylor polynomial around −1/8 on [−1/4, 0) times a barrel of constants ``exp(−2^k)``,
+   then 1/(1+x) (or (1−x)/(1+x)) by three Newton–Raphson steps.
+4. ``RoundingDivideByPOT(y, 23) − 128`` (LOGISTIC, scale 1/256) or
+   ``RoundingDivideByPOT(y, 24)`` (TANH, scale 1/128), clamped to int8.
+
+Step 3 is accurate to about 1e-7 (2.6e-5 of an output LSB), so :func:`logistic_table` / :func:`tanh_table` equal
+the float-rounded tables (:func:`float_rounded_table`) for every input code of our models'
+scales (:func:`differing_codes` is empty): the activations are *not* where the runtimes
+differ; the requantization rounding is.
+
+Every intermediate is an int32 value held in int64 numpy arrays; the helpers mirror
+gemmlowp's primitives (round-half-up doubling high multiply, round-half-away-from-zero
+power-of-two division, saturating shifts).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+INPUT_INTEGER_BITS = 4  # Q4.27 input in both kernels
+CODES = np.arange(-128, 128, dtype=np.int64)  # every int8 input code, in table order
+
+
+def _fixed_constant(value: float, integer_bits: int) -> int:
+    """A gemmlowp constant: ``round(value·2^(31 − integer_bits))``, clamped to int32."""
+    return int(min(max(round(value * 2.0 ** (31 - integer_bits)), INT32_MIN), INT32_MAX))
+
+
+def _truncating_divide(values: np.ndarray, divisor: int) -> np.ndarray:
+    """C integer division (rounds toward zero)."""
+    return np.where(values >= 0, values // divisor, -((-values) // divisor))
+
+
+def doubling_high_multiply(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
+    """gemmlowp ``SaturatingRoundingDoublingHighMul``: ``(a·b + nudge) / 2^31`` truncated
+    (round half up), INT32_MIN·INT32_MIN saturating to INT32_MAX."""
+    a, b = np.broadcast_arrays(np.asarray(a, np.int64), np.asarray(b, np.int64))
+    product = a * b
+    nudge = np.where(product >= 0, 1 << 30, 1 - (1 << 30))
+    result = _truncating_divide(product + nudge, 1 << 31)
+    return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, result)
+
+
+def rounding_divide_by_pot(values: np.ndarray, exponent: int) -> np.ndarray:
+    """gemmlowp ``RoundingDivideByPOT``: divide by 2^exponent, rounding half away from zero."""
+    values = np.asarray(values, np.int64)
+    mask = (1 << exponent) - 1
+    remainder = values & mask
+    threshold = (mask >> 1) + (values < 0)
+    return (values >> exponent) + (remainder > threshold)
+
+
+def saturating_multiply_by_pot(values: np.ndarray, exponent: int) -> np.ndarray:
+    """gemmlowp ``SaturatingRoundingMultiplyByPOT``: a saturating left shift for exponent > 0,
+    a rounding right shift for exponent < 0."""
+    values = np.asarray(values, np.int64)
+    if exponent < 0:
+        return rounding_divide_by_pot(values, -exponent)
+    if exponent == 0:
+        return values
+    threshold = (1 << (31 - exponent)) - 1
+    shifted = values << exponent
+    return np.where(values > threshold, INT32_MAX, np.where(values < -threshold, INT32_MIN, shifted))
+
+
+def _exp_on_quarter_interval(a: np.ndarray) -> np.ndarray:
+    """exp(a) for Q0.31 ``a`` in [−1/4, 0): Taylor series around −1/8 (4th order)."""
+    exp_minus_eighth = _fixed_constant(math.exp(-1.0 / 8.0), 0)
+    one_third = _fixed_constant(1.0 / 3.0, 0)
+    x = a + (1 << 28)  # x = a + 1/8
+    x2 = doubling_high_multiply(x, x)
+    x3 = doubling_high_multiply(x2, x)
+    x4 = doubling_high_multiply(x2, x2)
+    x4_over_4 = saturating_multiply_by_pot(x4, -2)
+    series = saturating_multiply_by_pot(doubling_high_multiply(x4_over_4 + x3, one_third) + x2, -1)
+    return exp_minus_eighth + doubling_high_multiply(np.int64(exp_minus_eighth), x + series)
+
+
+def exp_on_negative_values(a: np.ndarray, integer_bits: int) -> np.ndarray:
+    """exp(a) for a ≤ 0 in Q(integer_bits) -> Q0.31 (gemmlowp ``exp_on_negative_values``)."""
+    a = np.asarray(a, np.int64)
+    fractional_bits = 31 - integer_bits
+    one_quarter = 1 << (fractional_bits - 2)
+    shifted = (a & (one_quarter - 1)) - one_quarter  # a mod 1/4 − 1/4, in [−1/4, 0)
+    result = _exp_on_quarter_interval(saturating_multiply_by_pot(shifted, integer_bits))
+    remainder = shifted - a  # the multiple of 1/4 still to apply, as bits
+    for exponent in range(-2, 5):  # multiply by exp(−2^k) for every set bit 2^k of the remainder
+        if integer_bits > exponent:
+            multiplier = _fixed_constant(math.exp(-(2.0**exponent)), 0)
+            selected = (remainder & (1 << (fractional_bits + exponent))) != 0
+            result = np.where(selected, doubling_high_multiply(result, multiplier), result)
+    if integer_bits > 5:
+        result = np.where(a < -(1 << (36 - integer_bits)), 0, result)  # below −32: 0
+    return np.where(a == 0, INT32_MAX, result)
+
+
+def _newton_reciprocal_steps(half_denominator: np.ndarray) -> np.ndarray:
+    """x ≈ 1/half_denominator in Q2.29 (half_denominator in [1/2, 1)): three Newton–Raphson steps
+    from the linear start 48/17 − 32/17·d."""
+    x = _fixed_constant(48.0 / 17.0, 2) + doubling_high_multiply(half_denominator, _fixed_constant(-32.0 / 17.0, 2))
+    one_q2 = 1 << 29
+    for _ in range(3):
+        error = one_q2 - doubling_high_multiply(half_denominator, x)
+        x = x + saturating_multiply_by_pot(doubling_high_multiply(x, error), 2)
+    return x
+
+
+def _rounding_half_sum(a: np.ndarray, b: int) -> np.ndarray:
+    total = np.asarray(a, np.int64) + b
+    return _truncating_divide(total + np.where(total >= 0, 1, -1), 2)
+
+
+def fixed_logistic(a: np.ndarray, integer_bits: int = INPUT_INTEGER_BITS) -> np.ndarray:
+    """gemmlowp ``logistic``: Q(integer_bits) -> Q0.31."""
+    a = np.asarray(a, np.int64)
+    positive = a > 0
+    magnitude = np.where(positive, a, -a)
+    exp_negative = exp_on_negative_values(-magnitude, integer_bits)
+    # 1 / (1 + e) for e in (0, 1]: Newton on (1 + e)/2, then halve.
+    reciprocal = _newton_reciprocal_steps(_rounding_half_sum(exp_negative, INT32_MAX))
+    on_positive = saturating_multiply_by_pot(reciprocal, 1)  # Q1 -> Q0 after the exact halving
+    result = np.where(positive, on_positive, INT32_MAX - on_positive)
+    return np.where(a == 0, 1 << 30, result)
+
+
+def fixed_tanh(a: np.ndarray, integer_bits: int = INPUT_INTEGER_BITS) -> np.ndarray:
+    """gemmlowp ``tanh``: Q(integer_bits) -> Q0.31, as (1 − e^{−2|x|}) / (1 + e^{−2|x|})."""
+    a = np.asarray(a, np.int64)
+    negative = a < 0
+    negative_input = np.where(negative, a, -a)
+    exp_negative = exp_on_negative_values(negative_input, integer_bits + 1)  # exact ×2: one more integer bit
+    half_denominator = _rounding_half_sum(exp_negative, INT32_MAX)
+    magnitude = saturating_multiply_by_pot(_newton_reciprocal_steps(half_denominator) - (1 << 29), 2)
+    return np.where(a == 0, 0, np.where(negative, -magnitude, magnitude))
+
+
+def quantize_multiplier(real_multiplier: float) -> tuple[int, int]:
+    """TFLite ``QuantizeMultiplier``: ``real = multiplier·2^(shift − 31)``, multiplier in [2^30, 2^31)."""
+    if real_multiplier <= 0:
+        return 0, 0
+    fraction, shift = math.frexp(real_multiplier)
+    multiplier = int(math.floor(fraction * 2.0**31 + 0.5))
+    if multiplier == 1 << 31:
+        multiplier, shift = multiplier // 2, shift + 1
+    return multiplier, shift
+
+
+def requantize(accumulator: np.ndarray, real_multiplier: float, rounding: str = "double") -> np.ndarray:
+    """``accumulator · real_multiplier`` rounded to an integer as the kernels do (see the module docstring):
+    ``"double"`` (gemmlowp high multiply, then rounding shift) or ``"single"`` (one rounding)."""
+    accumulator = np.asarray(accumulator, np.int64)
+    multiplier, shift = quantize_multiplier(real_multiplier)
+    if rounding == "single":
+        total_shift = 31 - shift
+        return (accumulator * multiplier + (1 << (total_shift - 1))) >> total_shift
+    if rounding != "double":
+        raise ValueError(f"rounding {rounding!r}; accepted: double, single")
+    high = doubling_high_multiply(accumulator * (1 << max(shift, 0)), multiplier)
+    return rounding_divide_by_pot(high, max(-shift, 0))
+
+
+def input_rescale(input_scale: float) -> tuple[int, int, int]:
+    """``(multiplier, left_shift, radius)`` of the TFLM LOGISTIC/TANH Prepare step for an int8 input of
+    ``input_scale`` (float32, as the .tflite stores it): the quantized ``input_scale·2^27`` and the
+    saturation radius in input codes."""
+    multiplier, shift = quantize_multiplier(float(np.float32(input_scale)) * float(1 << (31 - INPUT_INTEGER_BITS)))
+    radius = int(math.floor(((1 << INPUT_INTEGER_BITS) - 1) * 2.0 ** (31 - INPUT_INTEGER_BITS) / 2.0**shift))
+    return multiplier, shift, radius
+
+
+def _table(input_scale: float, input_zero_point: int, function, output_shift: int,
+           output_zero_point: int) -> np.ndarray:
+    multiplier, shift, radius = input_rescale(input_scale)
+    if not 0 <= shift <= 30:
+        raise ValueError(f"int8 activation input scale {input_scale!r} is outside what the kernel handles")
+    centred = CODES - int(input_zero_point)
+    fixed_input = doubling_high_multiply(centred << shift, multiplier)
+    fixed_output = function(np.clip(fixed_input, INT32_MIN, INT32_MAX))
+    codes = np.clip(rounding_divide_by_pot(fixed_output, output_shift) + output_zero_point, -128, 127)
+    table = np.where(centred <= -radius, -128, np.where(centred >= radius, 127, codes)).astype(np.int8)
+    table.setflags(write=False)  # cached and shared
+    return table
+
+
+@lru_cache(maxsize=256)
+def logistic_table(input_scale: float, input_zero_point: int) -> np.ndarray:
+    """int8 LOGISTIC (output scale 1/256, zero point −128) for every input code −128…127 -> (256,) int8."""
+    return _table(input_scale, input_zero_point, fixed_logistic, 31 - 8, -128)
+
+
+@lru_cache(maxsize=256)
+def tanh_table(input_scale: float, input_zero_point: int) -> np.ndarray:
+    """int8 TANH (output scale 1/128, zero point 0) for every input code −128…127 -> (256,) int8."""
+    return _table(input_scale, input_zero_point, fixed_tanh, 31 - 7, 0)
+
+
+def float_rounded_table(kind: str, input_scale: float, input_zero_point: int) -> np.ndarray:
+    """What the default LiteRT kernels' lookup table and Brevitas compute: ``round(f(x)/scale)`` in float."""
+    values = np.float32(input_scale) * (CODES - input_zero_point).astype(np.float32)
+    if kind == "logistic":
+        return np.clip(np.round(256.0 / (1.0 + np.exp(-values.astype(np.float64)))) - 128, -128, 127).astype(np.int8)
+    return np.clip(np.round(128.0 * np.tanh(values.astype(np.float64))), -128, 127).astype(np.int8)
+
+
+def differing_codes(kind: str, input_scale: float, input_zero_point: int) -> dict[int, tuple[int, int]]:
+    """Input codes where the reference kernel differs from the float-rounded table:
+    ``{code: (reference_output, float_rounded_output)}``."""
+    table = (logistic_table if kind == "logistic" else tanh_table)(input_scale, input_zero_point)
+    rounded = float_rounded_table(kind, input_scale, input_zero_point)
+    return {int(code): (int(a), int(b)) for code, a, b in zip(CODES, table, rounded) if a != b}

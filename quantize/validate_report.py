@@ -1,0 +1,83 @@
+"""The Markdown form of a validation report (the JSON written by :func:`hearmask.quantize.validate.write_report`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hearmask.quantize.validate_audio import METRICS
+from hearmask.quantize.validate_compare import STAGES
+
+
+def _stage_table(stages: dict[str, dict[str, dict]]) -> list[str]:
+    lines = ["| stage | output | vs | SNR dB | max LSB | mean LSB | cosine |", "|---|---|---|---:|---:|---:|---:|"]
+    for stage in STAGES:
+        for name, values in stages[stage].items():
+            lines.append(f"| {stage} | {name} | {values['reference']} | {values['snr_db']:.1f} | "
+                         f"{values['max_abs_lsb']:.1f} | {values['mean_abs_lsb']:.3f} | {values['cosine']:.6f} |")
+    return lines
+
+
+def markdown_report(report: dict[str, Any]) -> str:
+    inputs = report["inputs"]
+    lines = [f"# Validation of {report['model_dir']}", "",
+             f"**{'PASSED' if report['passed'] else 'FAILED'}**  ({inputs['utterances']} utterances, {inputs['hops']} "
+             f"hops, {inputs['source']}). SNR thresholds apply to the "
+             f"**{report['thresholds_apply_to'].replace('_', ' ')}**"
+             " comparison (every stage starts each hop from the fake-quant state); free-running figures (each stage "
+             "feeds back its own state) are reported, and their audible effect is bounded by the audio check.", ""]
+    lines += [f"- {failure}" for failure in report["failures"]]
+    lines += [f"- why: {explanation}" for explanation in report["explanations"]]
+    for mode, title in (("per_step", "Per step (thresholded)"), ("free_running", "Free-running (reported)")):
+        lines += ["", f"## {title}", "", *_stage_table(report["stages"][mode])]
+    lines += ["", "## TFLM vs LiteRT reference kernels", "", "Per step, identical inputs and state (whole model):", ""]
+    for key, values in report["tflm_vs_litert_ref"]["per_step"].items():
+        lines += [f"- {key} {name}: max {lsb['max_abs_lsb']} LSB, {100 * lsb['fraction_of_steps_differing']:.1f} % "
+                  "of steps differ" for name, lsb in values.items()]
+    lines += ["", "Per op type, applications with bit-identical inputs (thresholded):", ""]
+    for key, values in report["tflm_vs_litert_ref"]["per_op"].items():
+        lines += [f"- {key} {op}: max {lsb['max_abs_lsb']} LSB, {100 * lsb['fraction_differing']:.3f} % of values "
+                  f"differ ({lsb['cases']} applications)" for op, lsb in values.items()]
+    lines += ["", "## Kernel arithmetic (every output value checked)", "",
+              "FULLY_CONNECTED / MUL: requantization with one rounding (`single`, what Brevitas and an exact "
+              "computation give) or two (`double`, gemmlowp high multiply then rounding shift). LOGISTIC / TANH: "
+              "gemmlowp fixed point (`fixed_point`) or the float-rounded table (`float_rounded`).", "",
+              "| runtime | op | values | matches | follows |", "|---|---|---:|---|---|"]
+    for runtime, ops in report["kernel_arithmetic"].items():
+        for op, entry in ops.items():
+            matches = ", ".join(f"{model} {count}" for model, count in entry.items()
+                                if model not in ("values", "follows"))
+            lines.append(f"| {runtime} | {op} | {entry['values']} | {matches} | {entry['follows']} |")
+    audio = report["audio"]
+    lines += ["", "## Audio (int8 LiteRT streaming vs float streaming)", ""]
+    lines += _audio_lines(audio) if audio["computed"] else [f"Not computed: {audio['note']}."]
+    masks = report["mask_comparison"]
+    lines += ["", f"Masks of the first utterance, float vs int8 (free-running): NR mean |difference| "
+              f"{masks['nr_db']['mean_abs_difference_db']:.3f} dB (max {masks['nr_db']['max_abs_difference_db']:.2f}), "
+              f"HLC {masks['hlc_db']['mean_abs_difference_db']:.3f} dB "
+              f"(max {masks['hlc_db']['max_abs_difference_db']:.2f}).",
+              "", *[f"![{name}]({file})" for name, file in report.get("plots", {}).items()]]
+    for key, entries in report["layers"].items():
+        first = report["first_diverging_layer"][key]
+        lines += ["", f"## Per layer, {key} vs fake-quant (first diverging: {first})", "",
+                  "| point | op | max LSB | mean LSB | SNR dB | same inputs: max LSB, % differing (hops) |",
+                  "|---|---|---:|---:|---:|---:|"]
+        lines += [f"| {layer['point']} | {layer['op']} | {layer['max_abs_lsb']:.1f} | {layer['mean_abs_lsb']:.3f} | "
+                  f"{layer['snr_db']:.1f} | {layer['same_inputs_max_abs_lsb']}, "
+                  f"{100 * layer['same_inputs_fraction_differing']:.2f} % ({layer['same_inputs_hops']}) |"
+                  for layer in entries]
+    return "\n".join(lines) + "\n"
+
+
+def _audio_lines(audio: dict[str, Any]) -> list[str]:
+    conditions = audio["conditions"]
+    lines = [f"{conditions['utterances']} held-out mixtures at {conditions['snr_db']:g} dB SNR, at most "
+             f"{conditions['max_seconds']:g} s, listener {conditions['audiogram']}; {conditions['path']}.", "",
+             "| metric | float | int8 | mean delta | max drop |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {metric} | {audio[metric]['float_mean']:.4f} | {audio[metric]['int8_mean']:.4f} | "
+              f"{audio[metric]['mean_delta']:+.4f} | {audio[metric]['max_drop']:g} |" for metric in METRICS]
+    lines += ["", "| utterance | noise | HASPI float/int8 | ESTOI float/int8 | PESQ float/int8 |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {row['utterance_id']} | {row['noise_kind']} | " + " | ".join(
+        f"{row['float'][metric]:.3f} / {row['int8'][metric]:.3f}" for metric in METRICS) + " |"
+        for row in audio["per_utterance"]]
+    return lines

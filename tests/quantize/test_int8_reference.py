@@ -1,0 +1,84 @@
+"""The TFLite/TFLM integer arithmetic emulation: gemmlowp primitives, requantization roundings, LOGISTIC/TANH."""
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from hearmask.quantize import int8_reference as ref
+
+
+def _round_half_up(value: Fraction) -> int:
+    return math.floor(value + Fraction(1, 2))
+
+
+def _round_half_away(value: Fraction) -> int:
+    magnitude = math.floor(abs(value) + Fraction(1, 2))
+    return magnitude if value >= 0 else -magnitude
+
+
+def test_doubling_high_multiply_rounds_half_up_and_saturates():
+    rng = np.random.default_rng(0)
+    a = rng.integers(-(2**31), 2**31, 500)
+    b = rng.integers(-(2**31), 2**31, 500)
+    expected = [_round_half_up(Fraction(int(x) * int(y), 2**31)) for x, y in zip(a, b)]
+    assert ref.doubling_high_multiply(a, b).tolist() == expected
+    # Exact halves: +0.5 -> 1, -0.5 -> 0, -1.5 -> -1 (half up, as VQRDMULH).
+    assert ref.doubling_high_multiply([2**30, -(2**30), -3 * 2**30], 1).tolist() == [1, 0, -1]
+    assert int(ref.doubling_high_multiply(ref.INT32_MIN, ref.INT32_MIN)) == ref.INT32_MAX
+
+
+def test_rounding_divide_by_pot_rounds_half_away_from_zero():
+    values = np.arange(-70, 71)
+    for exponent in (1, 2, 5):
+        expected = [_round_half_away(Fraction(int(v), 2**exponent)) for v in values]
+        assert ref.rounding_divide_by_pot(values, exponent).tolist() == expected
+
+
+def test_single_rounding_is_exact_and_double_rounding_differs_by_one_lsb_near_halves():
+    rng = np.random.default_rng(1)
+    accumulators = rng.integers(-60000, 60000, 2000)
+    for real in (0.0037, 0.21, 0.93, 1.7e-4):
+        multiplier, shift = ref.quantize_multiplier(real)
+        stored = Fraction(multiplier, 2 ** (31 - shift))  # the multiplier the kernel really uses
+        single = ref.requantize(accumulators, real, "single")
+        assert single.tolist() == [_round_half_up(int(x) * stored) for x in accumulators]
+        assert np.max(np.abs(ref.requantize(accumulators, real, "double") - single)) <= 1
+    # 341 · 1.5/1024 = 0.4995: the high multiply rounds 255.75 up to 256 = exactly half of 512,
+    # which the rounding shift then rounds away from zero: 1 instead of 0.
+    assert ref.requantize(np.array([341]), 1.5 / 1024, "single").tolist() == [0]
+    assert ref.requantize(np.array([341]), 1.5 / 1024, "double").tolist() == [1]
+    with pytest.raises(ValueError, match="rounding 'triple'"):
+        ref.requantize(np.array([1]), 0.5, "triple")
+
+
+def test_fixed_point_logistic_and_tanh_are_accurate_to_about_1e_7():
+    q4 = np.linspace(-15.9, 15.9, 4001)
+    raw = np.round(q4 * 2**27).astype(np.int64)
+    values = raw / 2**27
+    assert np.max(np.abs(ref.fixed_logistic(raw) / 2**31 - 1 / (1 + np.exp(-values)))) < 2e-7
+    assert np.max(np.abs(ref.fixed_tanh(raw) / 2**31 - np.tanh(values))) < 2e-7
+    assert int(ref.fixed_logistic(np.array([0]))[0]) == 2**30 and int(ref.fixed_tanh(np.array([0]))[0]) == 0
+
+
+@pytest.mark.parametrize("kind", ["logistic", "tanh"])
+def test_reference_tables_equal_the_float_rounded_tables_at_model_scales(kind):
+    """The finding the validation report relies on: LOGISTIC/TANH are not where the runtimes differ."""
+    table_of = ref.logistic_table if kind == "logistic" else ref.tanh_table
+    for scale in np.geomspace(0.002, 0.12, 25):
+        for zero_point in (-128, -40, 0, 17, 127):
+            table = table_of(float(scale), zero_point)
+            assert table.dtype == np.int8 and table.shape == (256,)
+            assert np.all(np.diff(table.astype(int)) >= 0)  # monotone
+            assert ref.differing_codes(kind, float(scale), zero_point) == {}, (scale, zero_point)
+
+
+def test_inputs_beyond_the_radius_saturate():
+    multiplier, shift, radius = ref.input_rescale(0.1)
+    fraction, exponent = math.frexp(float(np.float32(0.1)) * 2**27)  # the .tflite stores float32 scales
+    assert (multiplier, shift) == (round(fraction * 2**31), exponent)
+    assert radius == math.floor(15 * 2**27 / 2**shift) == 120  # saturation from 15·fraction = 12.0 on
+    assert 7.5 <= radius * 0.1 < 15
+    table = ref.logistic_table(0.1, 0)
+    assert table[0] == -128 and table[-1] == 127  # -12.8 and 12.7: beyond the radius, saturated
