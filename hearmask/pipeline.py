@@ -1,6 +1,6 @@
 """The main job, end to end on the embedded defaults (``hearmask pipeline``).
 
-Stages (later issues append theirs: quantize, validate, export, profile):
+Stages:
 
 1. ``sample``: a noisy speech sample — a real recorded utterance from Debian's
    ``pocketsphinx-testdata`` (held-out evaluation speech, never trained on) mixed with
@@ -11,7 +11,10 @@ Stages (later issues append theirs: quantize, validate, export, profile):
    sample through its step form, with masks plotted and ESTOI / SI-SDR / HASPI v2 beside
    NAL-R's (:mod:`hearmask.pipeline_model`). Skipped, and said so, when no model exists.
 4. ``plot``: the listener's audiogram and the prescribed gain curve.
-5. ``report``: ``report.json`` and ``report.md`` with every figure and how it was made.
+5. ``deploy``: the int8 model (the shipped one, or ``int8_dir``) validated against float,
+   fitted to boards, exported as a Raspberry Pi bundle and profiled on an emulated Pi
+   (:mod:`hearmask.pipeline_deploy`). Skipped, and said so, when there is no int8 model.
+6. ``report``: ``report.json`` and ``report.md`` with every figure and how it was made.
 
 Each stage writes its files into ``OUT_DIR`` and records them in the report.
 """
@@ -63,10 +66,13 @@ def _plot_audiogram_and_gain(audiogram, processor: NalrProcessor, path: Path) ->
 
 
 def run_pipeline(out_dir: str | Path, audiogram_name: str = "N3", snr_db: float = 5.0, seed: int = 0,
-                 stft_name: str = "default", model_path: str | Path | None = None) -> dict:
+                 stft_name: str = "default", model_path: str | Path | None = None,
+                 int8_dir: str | Path | None = None) -> dict:
     """Run every stage into ``out_dir``; return the report (also written as JSON and Markdown).
 
     ``model_path``: a RUN_DIR or checkpoint for the model stage; default: the shipped model.
+    ``int8_dir``: a ``hearmask quantize`` folder for the deploy stages; default: the shipped
+    model's, when neither ``model_path`` nor ``int8_dir`` is given.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -109,9 +115,19 @@ def run_pipeline(out_dir: str | Path, audiogram_name: str = "N3", snr_db: float 
     # 4. plot.
     _plot_audiogram_and_gain(audiogram, processor, out_dir / "audiogram_gain.png")
 
+    # 5. deploy: validate -> fit -> export -> profile (emulated Pi).
+    if int8_dir is None and model_path is None and (DEFAULT_MODEL_DIR / "model_int8.tflite").is_file():
+        int8_dir = DEFAULT_MODEL_DIR
+    deploy_report = None
+    if int8_dir is not None:
+        from hearmask.pipeline_deploy import run_deploy_stages
+
+        deploy_report = run_deploy_stages(Path(int8_dir), out_dir, audiogram_name)
+
     report = {
         "hearmask_version": __version__,
-        "stages": ["sample", "nalr", *(["model"] if model_report else []), "plot", "report"],
+        "stages": ["sample", "nalr", *(["model"] if model_report else []), "plot",
+                   *(["validate", "fit", "export", "profile"] if deploy_report else []), "report"],
         "sample": {
             "speech": f"pocketsphinx-testdata:{utterance_id}",
             "noise": "babble (procedural)",
@@ -128,6 +144,8 @@ def run_pipeline(out_dir: str | Path, audiogram_name: str = "N3", snr_db: float 
             "latency_samples": delay,
         },
         "model": model_report or {"skipped": f"no model given and none shipped in {DEFAULT_MODEL_DIR}"},
+        "deploy": deploy_report or {"skipped": "no int8 model: give --int8-dir (a `hearmask quantize` folder) "
+                                               "or run without --model to use the shipped one"},
         "files": {name: str(out_dir / name) for name in
                   ("clean.wav", "noisy.wav", "nalr.wav", *model_files, "audiogram_gain.png", "report.json",
                    "report.md")},
@@ -160,6 +178,7 @@ def _markdown(report: dict) -> str:
         f"Output peak {nalr['output_peak_dbfs']} dBFS (written as 32-bit float, never clipped).",
         "",
         *_model_markdown(report["model"]),
+        *_deploy_markdown(report["deploy"]),
         "## Files",
         "",
         *[f"- `{name}`: {path}" for name, path in report["files"].items()],
@@ -183,5 +202,32 @@ def _model_markdown(model: dict) -> list[str]:
         f"| HASPI v2 | {haspi['unprocessed']:.3f} | {haspi['nalr']:.3f} | {haspi['model']:.3f} |",
         "",
         "Masks over time: `masks.png`.",
+        "",
+    ]
+
+
+def _deploy_markdown(deploy: dict) -> list[str]:
+    if "skipped" in deploy:
+        return ["## int8 model on devices", "", f"Skipped: {deploy['skipped']}.", ""]
+    validation, profile = deploy["validation"], deploy["profile"]
+    snr = ", ".join(f"{stage} {value:.1f} dB" for stage, value in validation["snr_db_per_step"].items()
+                    if value is not None)
+    deltas = ", ".join(f"{metric} {value:+.3f}" for metric, value in validation["audio_deltas"].items()
+                       if value is not None)
+    latency = profile.get("latency_us") or {}
+    check = profile.get("validation") or {}
+    return [
+        "## int8 model on devices",
+        "",
+        f"- Validation ({'passed' if validation['passed'] else 'FAILED'}; thresholds per "
+        f"{validation['thresholds_apply_to']}): lowest SNR vs fake-quant {snr}; audio int8 − float: {deltas}. "
+        f"Details: `{validation['report']}`.",
+        "- Fit: " + "; ".join(f"{name}: {entry['verdict']}" for name, entry in deploy["fit"].items())
+        + " (compute figures are estimates).",
+        f"- Raspberry Pi bundle: `{deploy['export']['bundle']}`.",
+        f"- Profile on an **emulated** Raspberry Pi ({profile['device'].get('name')}): inference median "
+        f"{latency.get('median', float('nan')):.0f} µs, p99 {latency.get('p99', float('nan')):.0f} µs per hop; "
+        f"device output vs host golden: bit-exact {check.get('bit_exact')} over {check.get('frames')} hops. "
+        f"Details: `{profile['report']}`.",
         "",
     ]

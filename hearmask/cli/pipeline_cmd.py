@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed for the sample (default: 0)")
     parser.add_argument("--model", type=Path, default=None,
                         help="RUN_DIR or CHECKPOINT for the model stage (default: the shipped model)")
+    parser.add_argument("--int8-dir", type=Path, default=None,
+                        help="a `hearmask quantize` folder for the validate/fit/export/profile stages "
+                             "(default: the shipped model's, when --model is not given)")
     add_report_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -31,6 +34,6 @@ def run(args: argparse.Namespace) -> int:
     from hearmask.pipeline import run_pipeline
 
     report = run_pipeline(args.out, audiogram_name=args.audiogram, snr_db=args.snr, seed=args.seed,
-                          model_path=args.model)
+                          model_path=args.model, int8_dir=args.int8_dir)
     emit_result(args, report, (Path(args.out) / "report.md").read_text())
     return 0

@@ -57,3 +57,20 @@ def test_pipeline_model_stage_scores_and_plots_the_given_model(trained_run, tmp_
 def test_pipeline_with_a_missing_model_is_a_clear_error(tmp_path, capsys):
     assert main(["pipeline", "--out", str(tmp_path / "run"), "--model", str(tmp_path / "nope")]) != 0
     assert "nope" in capsys.readouterr().err
+
+
+def test_pipeline_deploy_stages_validate_fit_export_and_profile(trained_run, quantized_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["pipeline", "--out", str(out), "--model", str(trained_run), "--int8-dir", str(quantized_dir),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["stages"][-5:] == ["validate", "fit", "export", "profile", "report"]
+    deploy = report["deploy"]
+    validation = json.loads((out / "validation" / "report.json").read_text())
+    assert deploy["validation"]["passed"] == validation["passed"]
+    profile = json.loads((out / "profile" / "report.json").read_text())
+    assert profile["device"]["kind"] == "emulated" and deploy["profile"]["device"] == profile["device"]
+    assert profile["validation"]["bit_exact"] is True  # the bundle's agent runs the golden's kernels
+    assert (out / "pi-bundle" / "hearmask-agent.service").is_file()
+    assert set(deploy["fit"]) == {"rpi4", "cortex-m7-stm32f746"}
+    assert "emulated" in (out / "report.md").read_text()
