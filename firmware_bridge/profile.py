@@ -176,7 +176,8 @@ def golden_for(info: msg.Info, label: str, model_bytes: bytes) -> Golden:
     from hearmask.quantize.runtimes import LiteRtRuntime, TflmRuntime
 
     name = info.runtime_name.lower()
-    if "tflm" in name or "tflite-micro" in name or "hearmask-c" in name:
+    # The generated C firmware ("hearmask generated C int8 ...") reproduces the TFLM reference kernels.
+    if "tflm" in name or "tflite-micro" in name or "hearmask-c" in name or "hearmask generated c" in name:
         return Golden(TflmRuntime(model_bytes), "TFLM host interpreter (reference kernels)", True)
     if "reference" in name:
         return Golden(LiteRtRuntime(model_bytes, reference_kernels=True), "host LiteRT, reference kernels", True)
@@ -200,6 +201,25 @@ def device_url(url: str, config: ProfileConfig) -> str:
     if not extra:
         return url
     return url + ("&" if "?" in url else "?") + "&".join(extra)
+
+
+def qemu_urls(url: str, model_dir: Path, report_dir: Path) -> tuple[str, str | None]:
+    """``qemu://BOARD`` without ``firmware=``: (the URL with the firmware of ``model_dir``, the URL of its
+    per-op profiling build). The firmware comes from a Cortex-M bundle for that board, or is generated
+    and built into ``report_dir/firmware`` (:func:`hearmask.targets.bundle_cortex_m.qemu_firmware_for`).
+    Other URLs come back unchanged, with no per-op URL."""
+    if not url.startswith("qemu://") or "firmware=" in url:
+        return url, None
+    from hearmask.targets.bundle_cortex_m import qemu_firmware_for
+    from hearmask.targets.qemu import resolve_board
+
+    parts = urlsplit(url)
+    if parts.query:
+        raise HearmaskError(f"unknown option(s) in {url!r}; accepted: qemu://BOARD or qemu://BOARD?firmware=FW.elf")
+    board = resolve_board(parts.netloc or parts.path.strip("/"))
+    plain = qemu_firmware_for(board, model_dir, report_dir)
+    per_op = qemu_firmware_for(board, model_dir, report_dir, profile=True)
+    return f"qemu://{board.cpu}?firmware={plain.resolve()}", f"qemu://{board.cpu}?firmware={per_op.resolve()}"
 
 
 # --------------------------------------------------------------------------- inputs
@@ -345,6 +365,7 @@ def profile_device(url: str, model_dir: str | Path, report_dir: str | Path, conf
 
     model = load_model_under_test(model_dir)
     report_dir = Path(report_dir)
+    url, per_op_url = qemu_urls(url, model.model_dir, report_dir)
     connect_url = device_url(url, config)
     conditions = {"url": connect_url, "model_sha256": model.sha256.hex(), "model_file": model.file_name,
                   "config": asdict(config)}
@@ -358,6 +379,9 @@ def profile_device(url: str, model_dir: str | Path, report_dir: str | Path, conf
         label = device_label(url, info)
         _record_session(log, info, label)
         _run_phases(client, log, model, config, label, progress)
+        client.close()  # one QEMU at a time
+        if per_op_url and config.bench_runs and not log.of("bench_ops"):
+            log.append(_per_op_phase(per_op_url, model, config, baudrate, timeout_s))
     except BridgeError as error:
         raise ProfileInterrupted(f"{error}. {len(log.records)} records are kept in {str(log.path)!r}; run the same "
                                  "command with --resume to continue") from None
@@ -486,6 +510,8 @@ def _compare_outputs(device: dict[str, np.ndarray], expected: dict[str, np.ndarr
         if name not in device:
             raise HearmaskError(f"the device's INFER reply lacks output {name!r}; it sent {sorted(device)}")
         actual = np.asarray(device[name])
+        if actual.size == golden_codes.size and actual.ndim == 1:  # firmware sends tensors flat (same values, in order)
+            actual = actual.reshape(golden_codes.shape)
         if actual.shape != golden_codes.shape or actual.dtype != golden_codes.dtype:
             raise HearmaskError(f"device output {name!r} is {actual.shape} {actual.dtype}; the golden's is "
                                 f"{golden_codes.shape} {golden_codes.dtype}")
@@ -504,6 +530,27 @@ def _bench_fields(result: msg.BenchResult, clock_hz: int) -> dict[str, Any]:
     return {"runs": result.runs, "unit": unit.name.lower(), "min": result.min, "median": result.median,
             "mean": result.mean, "max": result.max, "samples": list(result.samples), "samples_us": samples_us,
             "op_counts": dict(result.op_counts)}
+
+
+def _per_op_phase(url: str, model: ModelUnderTest, config: ProfileConfig, baudrate: int,
+                  timeout_s: float) -> dict[str, Any]:
+    """BENCH with per-op counts on the profiling build (its own session: the hooks add instructions, so
+    its per-hop totals are not the plain build's). Runs on zero inputs after RESET: the counts of this
+    int8 graph do not depend on the values (no data-dependent loops)."""
+    from hearmask.firmware_bridge.client import DeviceClient
+
+    client = DeviceClient(url, baudrate=baudrate, timeout_s=timeout_s)
+    try:
+        info = client.open()
+        if info.model_sha256 != model.sha256:
+            raise HearmaskError(f"the profiling firmware {url!r} runs model SHA-256 {info.model_sha256.hex()}, not "
+                                f"{model.sha256.hex()}")
+        result = client.bench(config.bench_runs, config.bench_warmup, per_op=True)
+    finally:
+        client.close()
+    return {"record": "bench_ops", "runtime_name": info.runtime_name, "runs": result.runs,
+            "unit": result.unit.name.lower(), "median": result.median,
+            "op_counts": [[name, int(value)] for name, value in result.op_counts]}  # in graph order; names repeat
 
 
 def _stream_phase(client, utterances: list[Utterance], config: ProfileConfig, thresholds_db_hl, clock_hz: int,

@@ -41,7 +41,7 @@ def _in_ms(stats: dict[str, float] | None) -> dict[str, float] | None:
 def build_report(records: list[dict[str, Any]], model) -> dict[str, Any]:
     """The report dictionary (module docstring) from the records of one profile."""
     of = {kind: [r for r in records if r.get("record") == kind] for kind in
-          ("conditions", "session", "ready", "load", "golden", "infer", "bench", "stream", "power")}
+          ("conditions", "session", "ready", "load", "golden", "infer", "bench", "bench_ops", "stream", "power")}
     session = of["session"][-1]
     ready = of["ready"][-1]  # INFO after the model was loaded
     kind = session["kind"]
@@ -70,6 +70,7 @@ def build_report(records: list[dict[str, Any]], model) -> dict[str, Any]:
         "validation": f"{kind} device outputs vs the host golden",
         "power": power["label"] if power else None,
         "energy_per_inference_uj": "estimate" if power else None,
+        "per_op": _per_op_label(kind, of["bench_ops"][-1]) if of["bench_ops"] else None,
     }
     labels = {key: value for key, value in labels.items() if value is not None}
     return {
@@ -90,6 +91,7 @@ def build_report(records: list[dict[str, Any]], model) -> dict[str, Any]:
         "round_trip_us": round_trip_us,
         "bench_us": bench_us,
         "bench": ({key: bench[key] for key in ("runs", "unit", "min", "median", "mean", "max")} if bench else None),
+        "per_op": _per_op(of["bench_ops"][-1]) if of["bench_ops"] else None,
         "stream_hop_us": stream_hop_us,
         "stream": ({"hops": stream["hops"], "audio_check": stream["audio_check"]} if stream else None),
         "real_time": _real_time(latency_us, hop_us),
@@ -101,6 +103,23 @@ def build_report(records: list[dict[str, Any]], model) -> dict[str, Any]:
                    "config": of["conditions"][0]["config"]},
         "plots": [HISTOGRAM_FILE] if latency_us or instructions else [],
     }
+
+
+def _per_op_label(kind: str, record: dict[str, Any]) -> str:
+    unit = "QEMU instruction counts, not time" if record["unit"] == "instructions" else record["unit"]
+    return f"{kind} ({unit}; mean per run of the per-op profiling build)"
+
+
+def _per_op(record: dict[str, Any]) -> dict[str, Any]:
+    """Per-op counts of a profiling build: each op in graph order, totals per op type, and the build's
+    per-run median (its hooks add instructions, so it exceeds the plain build's count per hop)."""
+    by_type: dict[str, int] = {}
+    for name, value in record["op_counts"]:
+        by_type[name] = by_type.get(name, 0) + value
+    return {"unit": record["unit"], "runtime": record["runtime_name"], "runs": record["runs"],
+            "profiling_build_median": record["median"], "sum_of_ops": sum(by_type.values()),
+            "ops": [{"index": i, "op": name, "value": value} for i, (name, value) in enumerate(record["op_counts"])],
+            "by_op_type": dict(sorted(by_type.items(), key=lambda item: -item[1]))}
 
 
 def _label_rule() -> str:
@@ -201,6 +220,13 @@ def markdown(report: dict[str, Any]) -> str:
         stats = report["instructions_per_hop"]
         lines += ["", f"QEMU instruction counts per hop ({labels['instructions_per_hop']}): median {stats['median']:.0f}, "
                       f"min {stats['min']:.0f}, max {stats['max']:.0f}."]
+    if report.get("per_op"):
+        per_op = report["per_op"]
+        lines += ["", f"Per op type ({labels['per_op']}; {per_op['sum_of_ops']} in all ops, "
+                      f"{per_op['profiling_build_median']} per run of that build with its hooks):", "",
+                  "| op type | count per hop | share |", "|---|---:|---:|"]
+        lines += [f"| {name} | {value} | {100 * value / max(per_op['sum_of_ops'], 1):.1f} % |"
+                  for name, value in per_op["by_op_type"].items()]
     if report["real_time"]:
         real_time = report["real_time"]
         lines += ["", f"Real time ({labels['real_time']}): p99 device time is {100 * real_time['fraction_of_hop_p99']:.1f} % "

@@ -67,6 +67,12 @@ def _sha256_define(model_sha256: bytes | str | None) -> list[str]:
     return ["-DHM_MODEL_SHA256_INIT={" + ",".join(f"0x{b:02x}" for b in digest) + "}"]
 
 
+def _base_cflags(extra_cflags: tuple[str, ...]) -> tuple[str, ...]:
+    if any(flag.startswith("-mfloat-abi=") for flag in extra_cflags):
+        return tuple(flag for flag in BASE_CFLAGS if not flag.startswith("-mfloat-abi="))
+    return BASE_CFLAGS
+
+
 def build_firmware(board: str | QemuBoard, model_c_dir: str | Path, out_dir: str | Path, profile: bool = False,
                    model_sha256: bytes | str | None = None, extra_cflags: tuple[str, ...] = ()) -> FirmwareImage:
     """Compile and link the firmware for ``board`` around the model C sources in ``model_c_dir``.
@@ -102,7 +108,9 @@ def build_firmware(board: str | QemuBoard, model_c_dir: str | Path, out_dir: str
     map_path = elf_path.with_suffix(".map")
     sources = [*sorted((FIRMWARE_DIR / "src").glob("*.c")), FIRMWARE_DIR / "protocol" / "hm_proto.c", *model_sources]
     command = [
-        GCC, f"-mcpu={board.cpu}", *BASE_CFLAGS, f"-D{board.define}",
+        # A float ABI in extra_cflags (e.g. -mfloat-abi=softfp for Helium/MVE kernels) replaces the
+        # base soft-float one: gcc needs exactly one to pick a matching newlib multilib.
+        GCC, f"-mcpu={board.cpu}", *_base_cflags(extra_cflags), f"-D{board.define}",
         *(["-DHM_MODEL_PROFILE"] if profile else []), *_sha256_define(model_sha256), *extra_cflags,
         f"-I{FIRMWARE_DIR / 'protocol'}", f"-I{FIRMWARE_DIR / 'src'}", f"-I{model_c_dir}",
         *map(str, sources),

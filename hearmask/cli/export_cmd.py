@@ -1,8 +1,9 @@
 """``hearmask export MODEL_DIR --target NAME --out DIR``: a deployment bundle for one target.
 
 The target's kind picks the exporter (:data:`EXPORTERS`, the one dispatch point):
-``rpi`` -> :func:`hearmask.targets.bundle_rpi.export_rpi_bundle`; ``cortex-m`` -> the
-Cortex-M bundle (generated C / TFLM firmware), once its module exists.
+``rpi`` -> :func:`hearmask.targets.bundle_rpi.export_rpi_bundle`; ``cortex-m`` ->
+:func:`hearmask.targets.bundle_cortex_m.export_cortex_m_bundle` (QEMU boards: generated C + built
+firmware; hardware boards: the TFLM firmware template).
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write DIR, the bundle of a model folder written by hearmask quantize for --target (see hearmask "
         "targets list). Raspberry Pi: the int8 .tflite and manifest, the device agent (numpy + pyserial + LiteRT "
         "only), config.json (serial port, audiogram, strengths), a systemd unit (hearmask-agent.service), "
-        "requirements.txt and a README with the commands to run it on the Pi.",
+        "requirements.txt and a README with the commands to run it on the Pi. Cortex-M: the generated int8 C "
+        "(bit-exact with TFLM); QEMU boards add the firmware sources and built ELFs (plain and per-op profiling) "
+        "with text/data/bss in bundle.json; hardware boards add the TFLM template (model_data.h/.cc, the exact "
+        "op resolver, the measured arena, main.cc on the shared protocol code, CMakeLists.txt/Makefile taking "
+        "TFLM_DIR and CMSIS_NN_DIR).",
     )
     parser.add_argument("model_dir", type=Path, metavar="MODEL_DIR", help="a folder written by hearmask quantize")
     parser.add_argument("--target", required=True, metavar="NAME", help="target name, e.g. rpi4, rpi5, cortex-m55-qemu")

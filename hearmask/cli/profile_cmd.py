@@ -23,7 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "disagree with the golden beyond the expectation.",
     )
     parser.add_argument("--port", required=True, metavar="URL",
-                        help="pyserial URL (/dev/ttyACM0, socket://host:port) or emulate://rpi[?line_rate=BAUD]")
+                        help="pyserial URL (/dev/ttyACM0, socket://host:port), emulate://rpi[?line_rate=BAUD], or "
+                             "qemu://cortex-m3|cortex-m33|cortex-m55 (the firmware of a Cortex-M bundle for that board, "
+                             "else generated and built into the report folder; counts are QEMU instruction counts)")
     parser.add_argument("--model", "--bundle", dest="model_dir", type=Path, required=True, metavar="DIR",
                         help="a folder written by hearmask quantize, or a bundle written by hearmask export")
     parser.add_argument("--report", "--out", dest="report_dir", type=Path, required=True, metavar="DIR",
