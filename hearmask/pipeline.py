@@ -127,7 +127,7 @@ def run_pipeline(out_dir: str | Path, audiogram_name: str = "N3", snr_db: float 
     report = {
         "hearmask_version": __version__,
         "stages": ["sample", "nalr", *(["model"] if model_report else []), "plot",
-                   *(["validate", "fit", "export", "profile"] if deploy_report else []), "report"],
+                   *(["validate", "fit", "export", "profile", "cortex-m55"] if deploy_report else []), "report"],
         "sample": {
             "speech": f"pocketsphinx-testdata:{utterance_id}",
             "noise": "babble (procedural)",
@@ -229,5 +229,15 @@ def _deploy_markdown(deploy: dict) -> list[str]:
         f"{latency.get('median', float('nan')):.0f} µs, p99 {latency.get('p99', float('nan')):.0f} µs per hop; "
         f"device output vs host golden: bit-exact {check.get('bit_exact')} over {check.get('frames')} hops. "
         f"Details: `{profile['report']}`.",
+        _cortex_m55_line(deploy["cortex_m55"]),
         "",
     ]
+
+
+def _cortex_m55_line(m55: dict) -> str:
+    if "skipped" in m55:
+        return f"- Cortex-M55 in QEMU: skipped ({m55['skipped']})."
+    counts, check = m55.get("instructions_per_hop") or {}, m55.get("validation") or {}
+    return (f"- Cortex-M55 in QEMU (generated C): {counts.get('median')} instructions per hop (median; "
+            f"{m55['label']}); output vs TFLM host interpreter: bit-exact {check.get('bit_exact')} over "
+            f"{check.get('frames')} hops. Details: `{m55['report']}`.")

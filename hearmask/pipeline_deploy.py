@@ -12,6 +12,10 @@ holds one: ``model_int8.tflite``, ``manifest.json`` and the QAT checkpoint). Sta
    (``emulate://rpi``), INFER checked bit for bit against the host golden, BENCH, STREAM
    (:func:`hearmask.firmware_bridge.profile.profile_device`). Every figure is labelled
    ``emulated``: it is this machine's CPU, not a Pi's.
+5. ``cortex-m55``: when ``arm-none-eabi-gcc`` and ``qemu-system-arm`` are installed, the
+   generated-C firmware for QEMU's mps3-an547 (Cortex-M55) is built and profiled over its
+   UART: INFER bit-exact against the TFLM host interpreter, BENCH in QEMU instruction counts
+   (never cycles or time). Otherwise the report says how to install them.
 
 Each stage writes into its own sub-folder of the pipeline's output and returns a short
 summary for the pipeline report; a failed check is recorded (``passed``/``fits`` false),
@@ -25,6 +29,9 @@ from typing import Any
 
 FIT_TARGETS = ("rpi4", "cortex-m7-stm32f746")
 EXPORT_TARGET = "rpi4"
+QEMU_TARGET = "cortex-m55-qemu"
+TOOLCHAIN_HINT = ("install Debian's gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm "
+                  "(bash scripts/setup.sh does) to build and profile the Cortex-M55 firmware")
 
 
 def run_deploy_stages(int8_dir: Path, out_dir: Path, audiogram_name: str, progress: bool = False) -> dict[str, Any]:
@@ -46,6 +53,7 @@ def run_deploy_stages(int8_dir: Path, out_dir: Path, audiogram_name: str, progre
                              progress=progress)
     return {
         "model_dir": str(int8_dir),
+        "cortex_m55": _cortex_m55_stage(int8_dir, out_dir, audiogram_name, progress),
         "validation": {
             "passed": validation["passed"],
             "thresholds_apply_to": validation.get("thresholds_apply_to"),
@@ -65,6 +73,30 @@ def run_deploy_stages(int8_dir: Path, out_dir: Path, audiogram_name: str, progre
         },
         "labels": {"profile": "emulated: the Raspberry Pi agent on this machine's CPU over a pty, not Pi hardware",
                    "fit": "compute and code-size figures are estimates; the TFLM arena is measured"},
+    }
+
+
+def _cortex_m55_stage(int8_dir: Path, out_dir: Path, audiogram_name: str, progress: bool) -> dict[str, Any]:
+    """Build and profile the generated-C firmware on QEMU's Cortex-M55, or say why not."""
+    from hearmask.firmware_bridge.profile import ProfileConfig, profile_device
+    from hearmask.targets.bundle_cortex_m import export_cortex_m_bundle
+    from hearmask.targets.firmware_build import toolchain_available
+    from hearmask.targets.qemu import qemu_available
+
+    if not (toolchain_available() and qemu_available()):
+        return {"skipped": TOOLCHAIN_HINT}
+    bundle = export_cortex_m_bundle(int8_dir, QEMU_TARGET, out_dir / "m55-bundle")
+    profile = profile_device("qemu://cortex-m55", bundle, out_dir / "profile-m55",
+                             ProfileConfig(utterances=1, hops=50, bench_runs=20, bench_warmup=2, stream_hops=0,
+                                           audiogram=audiogram_name),
+                             progress=progress)
+    return {
+        "bundle": str(bundle),
+        "device": profile["device"],
+        "instructions_per_hop": profile.get("instructions_per_hop"),
+        "validation": profile.get("validation"),
+        "report": str(out_dir / "profile-m55" / "report.md"),
+        "label": "QEMU instruction counts (mps3-an547, -icount shift=0): not cycles, not time on hardware",
     }
 
 

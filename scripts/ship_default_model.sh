@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Ship a trained run as the package's default model (model/default_model/):
-#   the run's best checkpoint (renamed checkpoint.*), its log.csv, the int8/float .tflite,
-#   ONNX and manifest from `hearmask quantize`, and MODEL_CARD.md with the evaluation table.
+#   the run's best checkpoint (renamed checkpoint.*), its log.csv, everything `hearmask quantize`
+#   writes (QAT checkpoint, int8/float .tflite, ONNX, manifest), the `hearmask validate` report
+#   (validation/), and MODEL_CARD.md with the evaluation table.
 #
 # usage: bash scripts/ship_default_model.sh RUN_DIR EVALUATION_DIR [QAT_STEPS]
 #   RUN_DIR         a `hearmask train` run folder (its best.json is shipped)
@@ -33,7 +34,9 @@ EOF
 quantized=$(mktemp -d)
 .venv/bin/hearmask quantize "$target/checkpoint.json" --out "$quantized" --qat-steps "$qat_steps" --no-progress
 cp "$quantized"/model_int8.tflite "$quantized"/model_float.tflite "$quantized"/model_float.onnx \
-   "$quantized"/manifest.json "$target"/
+   "$quantized"/manifest.json "$quantized"/qat_checkpoint.json "$quantized"/qat_checkpoint.safetensors "$target"/
+# The golden chain and audio check on the shipped files (a failed threshold is kept, not hidden).
+.venv/bin/hearmask validate "$target" --report "$target/validation" || echo "validation FAILED: see $target/validation/report.md"
 
 $python - "$target" "$evaluation_dir" <<'EOF'
 import sys

@@ -64,7 +64,7 @@ def test_pipeline_deploy_stages_validate_fit_export_and_profile(trained_run, qua
     assert main(["pipeline", "--out", str(out), "--model", str(trained_run), "--int8-dir", str(quantized_dir),
                  "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["stages"][-5:] == ["validate", "fit", "export", "profile", "report"]
+    assert report["stages"][-6:] == ["validate", "fit", "export", "profile", "cortex-m55", "report"]
     deploy = report["deploy"]
     validation = json.loads((out / "validation" / "report.json").read_text())
     assert deploy["validation"]["passed"] == validation["passed"]
@@ -74,3 +74,8 @@ def test_pipeline_deploy_stages_validate_fit_export_and_profile(trained_run, qua
     assert (out / "pi-bundle" / "hearmask-agent.service").is_file()
     assert set(deploy["fit"]) == {"rpi4", "cortex-m7-stm32f746"}
     assert "emulated" in (out / "report.md").read_text()
+    m55 = deploy["cortex_m55"]  # the toolchain and QEMU are installed by scripts/setup.sh
+    m55_report = json.loads((out / "profile-m55" / "report.json").read_text())
+    assert m55_report["validation"]["bit_exact"] is True and m55_report["device"]["kind"] == "emulated"
+    assert m55["instructions_per_hop"] == m55_report["instructions_per_hop"]
+    assert "QEMU instruction counts" in (out / "report.md").read_text()
