@@ -31,6 +31,15 @@ from typing import Any
 
 from hearmask import __version__
 from hearmask.errors import HearmaskError
+from hearmask.targets.live_unit import (
+    JACKD_SERVICE_NAME,
+    LIVE_ENTRY_MODULES,
+    LIVE_REQUIREMENTS,
+    LIVE_SERVICE_NAME,
+    jackd_systemd_unit,
+    live_config_section,
+    live_systemd_unit,
+)
 
 BUNDLE_FORMAT = "hearmask-rpi-bundle"
 BUNDLE_VERSION = 1
@@ -52,10 +61,12 @@ AGENT_ENTRY_MODULES = (
     "hearmask.firmware_bridge.power",
     "hearmask.firmware_bridge.transport",
     "hearmask.firmware_bridge.mlperf_dut",
+    # The live hearing-aid loop (hearmask-live.service) runs from the same package.
+    *LIVE_ENTRY_MODULES,
 )
 FORBIDDEN_ON_DEVICE = ("torch", "tensorflow")
 # pip requirement lines; tflite-runtime is the fallback the README installs when ai-edge-litert has no wheel.
-REQUIREMENTS = ("numpy>=1.21", "pyserial>=3.5", "ai-edge-litert>=1.0")
+REQUIREMENTS = ("numpy>=1.21", "pyserial>=3.5", "ai-edge-litert>=1.0", *LIVE_REQUIREMENTS)
 
 
 def export_rpi_bundle(
@@ -152,8 +163,12 @@ def export_rpi_bundle(
         "power_backend": power_backend,
         "listener": {"audiogram_name": audiogram_name, "audiogram_db_hl": list(thresholds_db_hl),
                      "nr_strength": alpha, "hlc_strength": beta},
+        "live": live_config_section(),
     }
     (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    # The live loop at boot: the JACK server on the USB card, then the loop with this config.
+    (out_dir / f"{JACKD_SERVICE_NAME}.service").write_text(jackd_systemd_unit(service_user))
+    (out_dir / f"{LIVE_SERVICE_NAME}.service").write_text(live_systemd_unit(install_dir, service_user))
     (out_dir / "requirements.txt").write_text(requirements_text())
     (out_dir / f"{SERVICE_NAME}.service").write_text(systemd_unit(install_dir, service_user))
     (out_dir / "README.md").write_text(readme_text(target, manifest, config, install_dir, service_user, out_dir.name))
@@ -356,6 +371,23 @@ sudo systemctl restart {SERVICE_NAME}      # after editing config.json
 
 A configuration error (exit status 2, message in the journal) stops the service instead of
 restarting it; fix `config.json` and restart.
+
+## Or: the live hearing aid at boot (microphone -> model -> earpiece)
+
+With a USB audio interface: `sudo apt-get install -y jackd2` (answer "No" to the realtime
+question; the units grant it), find the card with `aplay -l` (`hw:USB` is assumed in
+`{JACKD_SERVICE_NAME}.service`; edit it for another card), then:
+
+```bash
+sudo cp {install_dir}/{JACKD_SERVICE_NAME}.service {install_dir}/{LIVE_SERVICE_NAME}.service /etc/systemd/system/
+sudo systemctl daemon-reload
+sudo systemctl disable --now {SERVICE_NAME}     # both serve the serial port
+sudo systemctl enable --now {JACKD_SERVICE_NAME} {LIVE_SERVICE_NAME}
+journalctl -u {LIVE_SERVICE_NAME} -f            # a status line a minute: callback time, xruns, DSP load
+```
+
+The loop reads the listener, strengths and limiter from `config.json` (section `live`); a host
+changes strengths and audiogram over the serial port without a restart (SET messages).
 
 ## Serial port
 

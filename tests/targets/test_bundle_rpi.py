@@ -209,3 +209,19 @@ def test_bad_model_folders_and_out_folders_are_refused(quantized_dir, tmp_path):
     with pytest.raises(HearmaskError, match="is not empty and holds no bundle.json"):
         export_rpi_bundle(quantized_dir, target, occupied)
     assert (occupied / "notes.txt").read_text() == "mine"
+
+
+def test_the_bundle_starts_the_live_loop_at_boot_with_its_config(bundle):
+    config = json.loads((bundle / "config.json").read_text())
+    from hearmask.firmware_bridge.live import options_from_bundle_config
+
+    options = options_from_bundle_config(bundle / "config.json")  # the loop's own reader accepts it
+    assert config["live"]["max_gain_db"] == 40.0 and options is not None
+    live_unit = (bundle / "hearmask-live.service").read_text()
+    assert "-m hearmask.firmware_bridge.live --config /opt/hearmask-agent/config.json" in live_unit
+    assert "Requires=hearmask-jackd.service" in live_unit and "Conflicts=hearmask-agent.service" in live_unit
+    assert "jackd" in (bundle / "hearmask-jackd.service").read_text()
+    assert "JACK-Client" in (bundle / "requirements.txt").read_text()
+    agent_modules = json.loads((bundle / "bundle.json").read_text())["agent_modules"]
+    assert {"hearmask.firmware_bridge.live", "hearmask.firmware_bridge.live_jack"} <= set(agent_modules)
+    assert "hearmask-live" in (bundle / "README.md").read_text()
