@@ -18,17 +18,12 @@ ARGS = ["--port", "emulate://rpi", "--utterances", "1", "--hops", "250", "--benc
 
 
 @pytest.fixture(scope="module")
-def bundle(trained_run, tmp_path_factory):
-    """A Raspberry Pi bundle of the tiny trained run (calibrated, no QAT steps, converted)."""
-    from hearmask.quantize.qat_training import QatConfig
-    from hearmask.quantize.quantize_model import quantize_model
+def bundle(quantized_dir, tmp_path_factory):
+    """A Raspberry Pi bundle of the shared tiny int8 folder (tests/conftest.py)."""
     from hearmask.targets.bundle_rpi import export_rpi_bundle
     from hearmask.targets.descriptors import load_target
 
-    root = tmp_path_factory.mktemp("profile_cli")
-    quantize_model(trained_run, root / "int8", QatConfig(steps=0, calibration_batches=1, batch_size=1,
-                                                         segment_seconds=0.1), progress=False)
-    return export_rpi_bundle(root / "int8", load_target("rpi4"), root / "bundle")
+    return export_rpi_bundle(quantized_dir, load_target("rpi4"), tmp_path_factory.mktemp("profile_cli") / "bundle")
 
 
 @pytest.fixture(scope="module")

@@ -6,41 +6,11 @@ through the Python API in tests/quantize/test_validate.py."""
 import json
 import shutil
 
-import numpy as np
 import pytest
-import soundfile
 
 from hearmask import cli
 
 FAST = ["--utterances", "1", "--seconds", "0.3", "--layer-hops", "8", "--audio-utterances", "0"]
-
-
-@pytest.fixture(scope="module")
-def quantized_dir(tmp_path_factory):
-    """A tiny model trained for one step, calibrated (no QAT steps) and converted."""
-    from hearmask.model.train_config import train_config_from_dict
-    from hearmask.model.trainer import Trainer
-    from hearmask.quantize.qat_training import QatConfig
-    from hearmask.quantize.quantize_model import quantize_model
-
-    root = tmp_path_factory.mktemp("validate_cli")
-    t = np.arange(16000) / 16000
-    for folder in ("clean", "noise"):
-        (root / folder).mkdir()
-    rng = np.random.default_rng(2)
-    for i in range(4):
-        voiced = sum(np.sin(2 * np.pi * (120 + 25 * i) * k * t) / k for k in range(1, 10))
-        soundfile.write(root / "clean" / f"s{i}.wav", (0.1 * voiced).astype(np.float32), 16000)
-        soundfile.write(root / "noise" / f"n{i}.wav", (0.05 * rng.standard_normal(16000)).astype(np.float32), 16000)
-    config = train_config_from_dict({
-        "data": {"clean_dir": str(root / "clean"), "noise_dir": str(root / "noise"), "segment_seconds": 0.25},
-        "model": {"hidden_size": 8, "encoder_size": 8},
-        "train": {"steps": 1, "steps_per_epoch": 1, "batch_size": 1, "validation_batches": 1},
-    })
-    Trainer(config, root / "run", progress=False).run()
-    quantize_model(root / "run", root / "int8", QatConfig(steps=0, calibration_batches=1, batch_size=1,
-                                                          segment_seconds=0.1), progress=False)
-    return root / "int8"
 
 
 def test_validate_writes_the_report_and_its_exit_status_follows_the_thresholds(quantized_dir, tmp_path, capsys,

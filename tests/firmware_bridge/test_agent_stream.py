@@ -25,15 +25,8 @@ ALPHA, BETA = 0.75, 0.5
 
 
 @pytest.fixture(scope="module")
-def model_dir(trained_run, tmp_path_factory):
-    """The tiny trained run, calibrated (no QAT steps) and converted: a real ``hearmask quantize`` folder."""
-    from hearmask.quantize.qat_training import QatConfig
-    from hearmask.quantize.quantize_model import quantize_model
-
-    out_dir = tmp_path_factory.mktemp("agent_stream") / "int8"
-    quantize_model(trained_run, out_dir, QatConfig(steps=0, calibration_batches=1, batch_size=1, segment_seconds=0.1),
-                   progress=False)
-    return out_dir
+def model_dir(quantized_dir):
+    return quantized_dir  # the shared tiny int8 folder (tests/conftest.py)
 
 
 def model_path(model_dir):

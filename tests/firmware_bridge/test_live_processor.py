@@ -15,21 +15,9 @@ N3_DB_HL = (35.0, 35.0, 40.0, 50.0, 55.0, 60.0, 65.0, 65.0)  # Bisgaard N3 at 25
 N7_DB_HL = (90.0, 95.0, 105.0, 105.0, 105.0, 105.0, 105.0, 105.0)
 
 
-def tiny_model_dir(tmp_path_factory, trained_run):
-    """``hearmask quantize`` of the shared tiny trained run, done once per session (cached on disk)."""
-    out_dir = tmp_path_factory.getbasetemp() / "live_tiny_int8"
-    if not (out_dir / "manifest.json").is_file():
-        from hearmask.quantize.qat_training import QatConfig
-        from hearmask.quantize.quantize_model import quantize_model
-
-        config = QatConfig(steps=2, calibration_batches=1, batch_size=1, segment_seconds=0.1, checkpoint_every=1)
-        quantize_model(trained_run, out_dir, config, progress=False)
-    return out_dir
-
-
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, trained_run):
-    return tiny_model_dir(tmp_path_factory, trained_run)
+def model_dir(quantized_dir):
+    return quantized_dir  # the shared tiny int8 folder (tests/conftest.py)
 
 
 class ConstantMaskRuntime(InferenceRuntime):

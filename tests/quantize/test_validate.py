@@ -7,7 +7,6 @@ import shutil
 import numpy as np
 import pytest
 
-from hearmask.quantize.quantize_model import quantize_model
 from hearmask.quantize.validate import (
     MODES,
     Thresholds,
@@ -20,13 +19,6 @@ from hearmask.quantize.validate_audio import AudioThresholds, audio_failures
 from hearmask.quantize.validate_compare import OUTPUTS, STAGES
 
 SMALL = {"utterances": 1, "seconds": 0.4, "layer_hops": 12}
-
-
-@pytest.fixture(scope="module")
-def quantized_dir(trained_run, tmp_path_factory, helpers):
-    out = tmp_path_factory.mktemp("validate") / "int8"
-    quantize_model(trained_run, out, helpers.fast_qat_config(steps=0), progress=False)
-    return out
 
 
 @pytest.fixture(scope="module")
