@@ -67,12 +67,12 @@ def _plot_audiogram_and_gain(audiogram, processor: NalrProcessor, path: Path) ->
 
 def run_pipeline(out_dir: str | Path, audiogram_name: str = "N3", snr_db: float = 5.0, seed: int = 0,
                  stft_name: str = "default", model_path: str | Path | None = None,
-                 int8_dir: str | Path | None = None) -> dict:
+                 int8_dir: str | Path | None = None, deploy: bool = True) -> dict:
     """Run every stage into ``out_dir``; return the report (also written as JSON and Markdown).
 
     ``model_path``: a RUN_DIR or checkpoint for the model stage; default: the shipped model.
     ``int8_dir``: a ``hearmask quantize`` folder for the deploy stages; default: the shipped
-    model's, when neither ``model_path`` nor ``int8_dir`` is given.
+    model's, when neither ``model_path`` nor ``int8_dir`` is given. ``deploy=False`` skips them.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -119,7 +119,7 @@ def run_pipeline(out_dir: str | Path, audiogram_name: str = "N3", snr_db: float 
     if int8_dir is None and model_path is None and (DEFAULT_MODEL_DIR / "model_int8.tflite").is_file():
         int8_dir = DEFAULT_MODEL_DIR
     deploy_report = None
-    if int8_dir is not None:
+    if int8_dir is not None and deploy:
         from hearmask.pipeline_deploy import run_deploy_stages
 
         deploy_report = run_deploy_stages(Path(int8_dir), out_dir, audiogram_name)
@@ -144,8 +144,9 @@ def run_pipeline(out_dir: str | Path, audiogram_name: str = "N3", snr_db: float 
             "latency_samples": delay,
         },
         "model": model_report or {"skipped": f"no model given and none shipped in {DEFAULT_MODEL_DIR}"},
-        "deploy": deploy_report or {"skipped": "no int8 model: give --int8-dir (a `hearmask quantize` folder) "
-                                               "or run without --model to use the shipped one"},
+        "deploy": deploy_report or {"skipped": "not asked for (--skip-deploy)" if not deploy else
+                                    "no int8 model: give --int8-dir (a `hearmask quantize` folder) "
+                                    "or run without --model to use the shipped one"},
         "files": {name: str(out_dir / name) for name in
                   ("clean.wav", "noisy.wav", "nalr.wav", *model_files, "audiogram_gain.png", "report.json",
                    "report.md")},

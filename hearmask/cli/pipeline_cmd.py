@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--int8-dir", type=Path, default=None,
                         help="a `hearmask quantize` folder for the validate/fit/export/profile stages "
                              "(default: the shipped model's, when --model is not given)")
+    parser.add_argument("--skip-deploy", action="store_true",
+                        help="stop after the model stage: no validate/fit/export/profile (a quick look)")
     add_report_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -34,6 +36,6 @@ def run(args: argparse.Namespace) -> int:
     from hearmask.pipeline import run_pipeline
 
     report = run_pipeline(args.out, audiogram_name=args.audiogram, snr_db=args.snr, seed=args.seed,
-                          model_path=args.model, int8_dir=args.int8_dir)
+                          model_path=args.model, int8_dir=args.int8_dir, deploy=not args.skip_deploy)
     emit_result(args, report, (Path(args.out) / "report.md").read_text())
     return 0

@@ -12,7 +12,7 @@ from hearmask.profiles.standard import standard_audiogram
 
 def test_pipeline_writes_files_and_consistent_report(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["pipeline", "--out", str(out), "--audiogram", "N2", "--snr", "3", "--json"]) == 0
+    assert main(["pipeline", "--out", str(out), "--audiogram", "N2", "--snr", "3", "--skip-deploy", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report == json.loads((out / "report.json").read_text())
     for path in report["files"].values():
