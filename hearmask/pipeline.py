@@ -220,8 +220,8 @@ def _deploy_markdown(deploy: dict) -> list[str]:
     return [
         "## int8 model on devices",
         "",
-        f"- Validation ({'passed' if validation['passed'] else 'FAILED'}; thresholds per "
-        f"{validation['thresholds_apply_to']}): lowest SNR vs fake-quant {snr}; audio int8 − float: {deltas}. "
+        f"- Validation ({'passed' if validation['passed'] else 'FAILED'}; thresholds apply "
+        f"{str(validation['thresholds_apply_to']).replace('_', ' ')}): lowest SNR vs fake-quant {snr}; audio int8 − float: {deltas}. "
         f"Details: `{validation['report']}`.",
         "- Fit: " + "; ".join(f"{name}: {entry['verdict']}" for name, entry in deploy["fit"].items())
         + " (compute figures are estimates).",

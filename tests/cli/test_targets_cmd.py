@@ -39,7 +39,7 @@ def test_show_prints_every_field_with_units_and_json(capsys):
 def test_unknown_target_and_bad_descriptor_are_one_line_errors(tmp_path, capsys):
     assert cli.main(["targets", "show", "esp32"]) == 1
     error = capsys.readouterr().err
-    assert error.startswith("hearmask targets: error: unknown target 'esp32'; accepted: cortex-m3-qemu")
+    assert error.startswith("hearmask targets: error: unknown target 'esp32'; accepted: cortex-m-generic, cortex-m3-qemu")
     assert error.count("\n") == 1
     (tmp_path / "bad.toml").write_text(USER_BOARD.replace("cores = 1", "cores = \"one\""))
     assert cli.main(["targets", "list", "--targets-dir", str(tmp_path)]) == 1
