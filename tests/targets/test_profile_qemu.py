@@ -91,9 +91,10 @@ def test_profile_on_emulated_m55_is_bit_exact_with_tflm(m55_bundle, quantized_di
     assert _qemu_children() == []  # both QEMU sessions (plain and profiling build) are gone
 
 
-def test_bench_counts_are_identical_across_boots(m55_bundle, tmp_path):
+@pytest.mark.parametrize("board", ["cortex-m3", "cortex-m33", "cortex-m55"])
+def test_bench_counts_are_identical_across_boots(quantized_dir, tmp_path, board):
     config = ProfileConfig(utterances=1, hops=3, bench_runs=10, bench_warmup=1)
-    first, second = (profile_device("qemu://cortex-m55", m55_bundle, tmp_path / name, config, progress=False)
+    first, second = (profile_device(f"qemu://{board}", quantized_dir, tmp_path / name, config, progress=False)
                      for name in ("a", "b"))
     assert first["bench"] == second["bench"] and first["per_op"]["ops"] == second["per_op"]["ops"]
     assert first["instructions_per_hop"] == second["instructions_per_hop"]
