@@ -586,18 +586,30 @@ def main(argv: list[str] | None = None) -> int:
     except (HearmaskError, OSError, serial.SerialException) as error:
         print(f"hearmask agent: {error}", file=sys.stderr)
         return 2
-    try:
-        if args.protocol == "mlperf":
-            from hearmask.firmware_bridge.mlperf_dut import MlperfDut
+    if args.protocol == "mlperf":
+        from hearmask.firmware_bridge.mlperf_dut import MlperfDut
 
-            if agent.runtime is None:
-                print("hearmask agent: --protocol mlperf needs a model (--model or --runtime fake-test)", file=sys.stderr)
-                return 2
-            MlperfDut(agent.runtime).serve(port, parent_pid=args.parent_pid)
-        else:
-            agent.serve(port, parent_pid=args.parent_pid)
+        if agent.runtime is None:
+            port.close()
+            print("hearmask agent: --protocol mlperf needs a model (--model or --runtime fake-test)", file=sys.stderr)
+            return 2
+        agent = MlperfDut(agent.runtime)  # serves the MLPerf Tiny line protocol instead
+    return serve_until_closed(agent, port, args.parent_pid, args.exit_on_hangup)
+
+
+def serve_until_closed(agent, port, parent_pid: int | None, exit_on_hangup: bool) -> int:
+    """Serve ``port`` (``agent.serve(port, parent_pid=...)``: a DeviceAgent or an MLPerf DUT) until
+    it closes or Ctrl-C; returns the process exit status and closes the port.
+
+    A hang-up is a clean exit (0) when ``exit_on_hangup`` (the emulated device's pty), else a
+    failure (1) with the reason on stderr.
+    """
+    import serial
+
+    try:
+        agent.serve(port, parent_pid=parent_pid)
     except (TransportClosed, serial.SerialException) as error:
-        if args.exit_on_hangup:
+        if exit_on_hangup:
             return 0
         print(f"hearmask agent: serial port failed: {error}", file=sys.stderr)
         return 1

@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from hearmask.firmware_bridge import agent as agent_module
     from hearmask.firmware_bridge import messages as msg
-    from hearmask.firmware_bridge.errors import BridgeError, TransportClosed
+    from hearmask.firmware_bridge.errors import BridgeError
     from hearmask.firmware_bridge.plugins import ListenerSettings
 
     try:
@@ -151,18 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, serial.SerialException) as error:
         print(f"hearmask agent: cannot open serial port {args.port!r}: {error}", file=sys.stderr)
         return 1
-    try:
-        agent.serve(port, parent_pid=options.parent_pid)
-    except (TransportClosed, serial.SerialException) as error:
-        if options.exit_on_hangup:
-            return 0
-        print(f"hearmask agent: serial port failed: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        port.close()
-    return 0
+    return agent_module.serve_until_closed(agent, port, options.parent_pid, options.exit_on_hangup)
 
 
 if __name__ == "__main__":
