@@ -248,7 +248,7 @@ def _fixed_activation(graph: Graph, op: Op, as_table: bool = True) -> LoweredOp:
                             f"{expected[0]}, zero point {expected[1]}")
     params = arithmetic.fixed_activation_params(inputs.scale, f"{graph.source}: {op.describe()}")
     if as_table:
-        table = activation_table(op.name, inputs.zero_point, params)
+        table = activation_table(op.name, inputs.zero_point, inputs.scale)
         # Named by content: ops with the same input quantization share one table.
         array = ConstArray(f"{op.name.lower()}_table_{hashlib.sha256(table.tobytes()).hexdigest()[:12]}", "int8_t",
                            tuple(int(v) for v in table))

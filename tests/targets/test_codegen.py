@@ -226,7 +226,7 @@ def test_activation_tables_equal_the_c_fixed_point_kernels_for_every_code(tiny_c
         for op_name, kernel in (("LOGISTIC", library.hm_logistic), ("TANH", library.hm_tanh)):
             kernel.argtypes, kernel.restype = [ctypes.c_void_p] * 3, None
             kernel(ctypes.addressof(c_params), codes.ctypes.data, outputs.ctypes.data)
-            np.testing.assert_array_equal(activation_table(op_name, zero_point, params), outputs,
+            np.testing.assert_array_equal(activation_table(op_name, zero_point, float(scale)), outputs,
                                           err_msg=f"{op_name}, scale {scale}, zero point {zero_point}")
 
 
