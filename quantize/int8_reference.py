@@ -175,9 +175,11 @@ def quantize_multiplier(real_multiplier: float) -> tuple[int, int]:
     if real_multiplier <= 0:
         return 0, 0
     fraction, shift = math.frexp(real_multiplier)
-    multiplier = int(math.floor(fraction * 2.0**31 + 0.5))
+    multiplier = int(math.floor(fraction * 2.0**31 + 0.5))  # C round(): ties away from zero (positive here)
     if multiplier == 1 << 31:
         multiplier, shift = multiplier // 2, shift + 1
+    if shift < -31:  # TFLite flushes multipliers below 2^-31 to zero
+        return 0, 0
     return multiplier, shift
 
 

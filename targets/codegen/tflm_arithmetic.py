@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hearmask.errors import HearmaskError
+from hearmask.quantize.int8_reference import quantize_multiplier  # TFLM QuantizeMultiplier: one implementation
 
 ADD_SUB_LEFT_SHIFT = 20  # int8 ADD/SUB headroom bits (TFLM: 20 for int8, 15 for int16)
 FIXED_ACTIVATION_INTEGER_BITS = 4  # LOGISTIC/TANH evaluate in Q4.27
@@ -39,21 +40,6 @@ def tflite_round(value: float) -> int:
     floor = math.floor(magnitude)
     rounded = floor + 1 if magnitude - floor >= 0.5 else floor
     return int(rounded if value >= 0 else -rounded)
-
-
-def quantize_multiplier(real_multiplier: float) -> tuple[int, int]:
-    """``(multiplier, shift)`` with ``real ≈ multiplier · 2^(shift − 31)``, ``multiplier`` in [2^30, 2^31)
-    (TFLM ``QuantizeMultiplier``: frexp, mantissa rounded to Q31, tiny values flushed to 0)."""
-    if real_multiplier == 0.0:
-        return 0, 0
-    mantissa, shift = math.frexp(real_multiplier)
-    fixed = tflite_round(mantissa * float(1 << 31))
-    if fixed == 1 << 31:
-        fixed //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    return fixed, shift
 
 
 def quantize_multiplier_smaller_than_one(real_multiplier: float, what: str) -> tuple[int, int]:
