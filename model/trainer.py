@@ -42,7 +42,7 @@ from hearmask.model.data.stream import TrainingMixtureStream
 from hearmask.model.losses import MultiTaskLoss
 from hearmask.model.stft_config import shipped_stft_config
 from hearmask.model.system import HearingAidSystem, build_masknet_configs
-from hearmask.model.system_io import MODEL_PREFIX, save_system
+from hearmask.model.system_io import MODEL_PREFIX, save_system, without_derived_buffers
 from hearmask.model.train_config import TrainConfig, auditory_model_config, train_config_from_dict
 from hearmask.profiles.audiogram import MODEL_AUDIOGRAM_FREQUENCIES_HZ, MODEL_INPUT_SCALE_DB
 from hearmask.profiles.interpolate import interpolate_db_hl
@@ -330,7 +330,7 @@ class Trainer:
             raise HearmaskError(f"{self.run_dir}: --resume needs the configuration the run started with "
                                 "([train] steps may grow); the given config differs from the checkpoint's train_config")
         state = {k[len(MODEL_PREFIX):]: v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)}
-        self.system.load_state_dict(state)
+        self.system.load_state_dict(without_derived_buffers(self.system, state))
         if "loss/log_variances" in tensors:
             with torch.no_grad():
                 self.module.loss.log_variances.copy_(tensors["loss/log_variances"])

@@ -125,3 +125,19 @@ def test_sigterm_stops_at_a_step_boundary_and_resumes_exactly(corpus, tmp_path):
     Trainer(small_config(corpus, 3, steps_per_epoch=3), stopped, resume=True, progress=False).run()
     expected, resumed = weights(straight), weights(stopped)
     assert all(torch.equal(expected[name], resumed[name]) for name in expected)
+
+
+def test_resume_accepts_a_checkpoint_that_stored_a_derived_buffer(corpus, tmp_path):
+    from hearmask.model.checkpoint import load_checkpoint, save_checkpoint
+    from hearmask.model.system_io import MODEL_PREFIX
+
+    run = tmp_path / "run"
+    Trainer(small_config(corpus, 2), run, progress=False).run()
+    tensors, metadata = load_checkpoint(run / "checkpoint.json")
+    # As written while audiogram_to_bin was a persistent buffer (before it became derived).
+    tensors[MODEL_PREFIX + "networks.0.audiogram_to_bin"] = torch.zeros(129, 8)
+    metadata = {k: v for k, v in metadata.items() if k not in ("weights_file", "weights_sha256", "format", "version")}
+    save_checkpoint(run / "checkpoint.json", tensors, metadata)
+    Trainer(small_config(corpus, 4), run, resume=True, progress=False).run()
+    _, resumed = load_checkpoint(run / "checkpoint.json")
+    assert resumed["progress"]["step"] == 4
