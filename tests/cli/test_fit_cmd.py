@@ -1,7 +1,6 @@
 """`hearmask fit`: JSON with needed/available/fits per budget, report files, exit 0 / 1 / 2."""
 
 import json
-from types import SimpleNamespace
 
 import pytest
 
@@ -15,27 +14,8 @@ TINY_RAM_BOARD = ('name = "tiny-ram"\ntitle = "A board with 4 KB of RAM"\nkind =
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """``hearmask quantize``'s export of a tiny calibrated joint network (hidden 8)."""
-    import torch
-
-    from hearmask.model.stft_config import shipped_stft_config
-    from hearmask.model.system import HearingAidSystem, build_masknet_configs
-    from hearmask.quantize.calibrate import build_qat_system, calibrate
-    from hearmask.quantize.quantize_model import export_model_files
-
-    stft = shipped_stft_config("default")
-    torch.manual_seed(0)
-    float_system = HearingAidSystem("joint", stft, build_masknet_configs("joint", stft, "default", {
-        "hidden_size": 8, "encoder_size": 8})).eval()
-    qat_system = build_qat_system(float_system)
-    generator = torch.Generator().manual_seed(2)
-    batches = [SimpleNamespace(noisy=0.1 * torch.randn(2, 1600, generator=generator),
-                               audiogram=torch.rand(2, 8, generator=generator))]
-    calibrate(qat_system, batches)
-    out = tmp_path_factory.mktemp("fit_cli") / "joint"
-    export_model_files(qat_system, float_system, out, {"source_checkpoint": {"path": "test"}})
-    return out
+def model_dir(quantized_dir):
+    return quantized_dir  # the shared tiny int8 folder (tests/conftest.py)
 
 
 def test_fit_json_has_one_entry_per_budget_and_writes_the_report(model_dir, tmp_path, capsys):
