@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from hearmask.errors import HearmaskError
+from hearmask.targets.descriptors import target_of_kind
 
 BUNDLE_FILE = "bundle.json"
 BUNDLE_FORMAT = "hearmask-cortex-m-bundle"
@@ -64,7 +65,7 @@ def export_cortex_m_bundle(model_dir: str | Path, target, out_dir: str | Path, b
     """
     from hearmask.targets.codegen import generate_c_model
 
-    target = _resolve_target(target)
+    target = target_of_kind(target, "cortex-m", "a Cortex-M bundle")
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     manifest, network, model_path = _read_model(model_dir)
     model_bytes = model_path.read_bytes()
@@ -156,16 +157,6 @@ def qemu_firmware_for(board, model_dir: str | Path, work_dir: str | Path, profil
 
 # --------------------------------------------------------------------------- model folder
 
-
-def _resolve_target(target):
-    if isinstance(target, str):
-        from hearmask.targets.descriptors import load_target
-
-        target = load_target(target)
-    if getattr(target, "kind", None) != "cortex-m":
-        raise HearmaskError(f"target {getattr(target, 'name', target)!r} is of kind {getattr(target, 'kind', None)!r}; "
-                            "a Cortex-M bundle needs a target of kind 'cortex-m' (hearmask targets list)")
-    return target
 
 
 def _read_model(model_dir: Path) -> tuple[dict[str, Any], dict[str, Any], Path]:

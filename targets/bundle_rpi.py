@@ -31,6 +31,7 @@ from typing import Any
 
 from hearmask import __version__
 from hearmask.errors import HearmaskError
+from hearmask.targets.descriptors import target_of_kind
 from hearmask.targets.live_unit import (
     JACKD_SERVICE_NAME,
     LIVE_ENTRY_MODULES,
@@ -113,7 +114,7 @@ def export_rpi_bundle(
     from hearmask.quantize.tflite_inspect import read_tflite
 
     model_dir = Path(model_dir)
-    target = _resolve_target(target)
+    target = target_of_kind(target, "rpi", "the Raspberry Pi bundle")
     manifest = read_manifest(model_dir)
     networks = manifest.get("networks") or []
     if len(networks) != 1:
@@ -188,16 +189,6 @@ def export_rpi_bundle(
     (out_dir / BUNDLE_FILE).write_text(json.dumps(bundle, indent=2) + "\n")
     return out_dir
 
-
-def _resolve_target(target):
-    if isinstance(target, str):
-        from hearmask.targets.descriptors import load_target
-
-        target = load_target(target)
-    if getattr(target, "kind", None) != "rpi":
-        raise HearmaskError(f"target {getattr(target, 'name', target)!r} is of kind {getattr(target, 'kind', None)!r}; "
-                            "the Raspberry Pi bundle needs a target of kind 'rpi' (e.g. rpi3b+, rpi4, rpi5)")
-    return target
 
 
 def _audiogram_thresholds(audiogram) -> tuple[str, tuple[float, ...]]:

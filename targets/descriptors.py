@@ -195,3 +195,14 @@ def load_target(name: str, extra_dirs: Sequence[str | Path] = ()) -> TargetDescr
             return target
     raise HearmaskError(f"unknown target {name!r}; accepted: {', '.join(t.name for t in targets)} "
                         f"(or add <name>.toml to a folder given with --targets-dir or ${TARGETS_DIR_ENV})")
+
+
+def target_of_kind(target: "TargetDescriptor | str", kind: str, needed_by: str) -> TargetDescriptor:
+    """``target`` (a descriptor or a shipped board's name) checked to be of ``kind``; a clear error
+    naming what needs it (``needed_by``, e.g. "the Raspberry Pi bundle") otherwise."""
+    if isinstance(target, str):
+        target = load_target(target)
+    if getattr(target, "kind", None) != kind:
+        raise HearmaskError(f"target {getattr(target, 'name', target)!r} is of kind {getattr(target, 'kind', None)!r}; "
+                            f"{needed_by} needs a target of kind {kind!r} (hearmask targets list)")
+    return target
