@@ -53,11 +53,22 @@ avoids a CONCATENATION of the features and the audiogram, which have different s
 Sequence form (:meth:`QuantMaskNet.forward`, used by QAT): everything outside the
 recurrence runs on all frames at once (per-tensor quantization is element-wise, so this
 equals the step form exactly); the GRU steps run frame by frame.
+
+**Integer requantization (validation only).** Brevitas computes each FULLY_CONNECTED and
+MUL in float and rounds once; the int8 kernels compute an int32 accumulator and rescale it
+with a 31-bit multiplier, rounding once (``single``) or twice (``double``, gemmlowp), which
+moves a few outputs in a thousand by one LSB (:mod:`hearmask.quantize.int8_reference`).
+:func:`integer_requantization` makes the fake-quant model compute those two op types exactly
+as a given runtime does (same accumulator, same multiplier, same rounding; no gradient), so
+the golden chain can compare a runtime with the QAT model *in that runtime's arithmetic*
+(:mod:`hearmask.quantize.validate`). Training always uses the Brevitas form.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -67,6 +78,7 @@ from torch import nn
 
 from hearmask.model.network import MaskNet, MaskNetConfig, hlc_span_db, mask_db_from_fractions
 from hearmask.model.recurrent import PrimitiveGruCell
+from hearmask.quantize.int8_reference import requantize
 from hearmask.quantize.quant_spec import QuantSpec
 from hearmask.quantize.quantizers import (
     AudiogramInputQuant,
@@ -150,12 +162,87 @@ def float_linear_parameters(network: MaskNet) -> dict[str, tuple[np.ndarray, np.
     return {name: (to_numpy(weight), to_numpy(bias)) for name, (weight, bias) in tensors.items()}
 
 
+# ----- integer requantization of FULLY_CONNECTED and MUL (validation only) -----
+
+REQUANTIZED_OPS = ("FULLY_CONNECTED", "MUL")
+ROUNDINGS = ("single", "double")
+
+
+def _centred_codes(tensor: IntQuantTensor) -> torch.Tensor:
+    """``q − zero_point`` as int64 (``value = (q − zero_point)·scale``, so ``value/scale`` is an integer)."""
+    return torch.round(tensor.value / tensor.scale).to(torch.int64)
+
+
+def _real_multiplier(*scales: torch.Tensor) -> float:
+    """``a·b / out`` of float32 scales in double, as the kernels' Prepare computes it (measured: every
+    FULLY_CONNECTED and MUL output of LiteRT and TFLM predicted with it, see ``kernel_arithmetic``)."""
+    first, second, output = (float(np.float32(float(scale.reshape(-1)[0]))) for scale in scales)
+    return first * second / output
+
+
+def _requantized(reference: IntQuantTensor, accumulator: torch.Tensor, real_multiplier: float,
+                 rounding: str) -> IntQuantTensor:
+    """``accumulator`` (int64) rescaled and rounded as a kernel does, on ``reference``'s grid (saturating)."""
+    zero_point = int(round(float(reference.zero_point.reshape(-1)[0])))
+    low, high = (-128, 127) if reference.signed else (0, 255)  # Brevitas unsigned codes = int8 codes + 128
+    codes = np.clip(requantize(accumulator.cpu().numpy(), real_multiplier, rounding) + zero_point, low, high)
+    value = torch.as_tensor(codes - zero_point, dtype=reference.value.dtype) * reference.scale
+    return _with_value(reference, value)
+
+
+def _linear(linear: QuantLinear, inputs: IntQuantTensor, rounding: str | None) -> IntQuantTensor:
+    """``linear(inputs)``; with ``rounding`` set, its output recomputed from the int32 accumulator."""
+    output = linear(inputs)
+    if rounding is None or not isinstance(output, IntQuantTensor):
+        return output
+    weight = linear.quant_weight()
+    accumulator = _centred_codes(inputs) @ _centred_codes(weight).T
+    if linear.bias is not None:
+        accumulator = accumulator + _centred_codes(linear.bias_quant(linear.bias, inputs, weight))
+    return _requantized(output, accumulator, _real_multiplier(inputs.scale, weight.scale, output.scale), rounding)
+
+
+def _product(quantizer: QuantIdentity, first, second, rounding: str | None):
+    """``quantizer(first · second)`` (an int8 MUL); with ``rounding`` set, recomputed in integers."""
+    output = quantizer(_value(first) * _value(second))
+    if rounding is None or not isinstance(output, IntQuantTensor):
+        return output
+    accumulator = _centred_codes(first) * _centred_codes(second)
+    return _requantized(output, accumulator, _real_multiplier(first.scale, second.scale, output.scale), rounding)
+
+
+@contextmanager
+def integer_requantization(network: nn.Module, arithmetic: dict[str, str] | None) -> Iterator[nn.Module]:
+    """Within the block, ``network``'s FULLY_CONNECTED and MUL outputs follow ``arithmetic``
+    (``{"FULLY_CONNECTED": "single"|"double", "MUL": "single"|"double"}``; None: Brevitas's float form)."""
+    if arithmetic is not None:
+        unknown = {op: rounding for op, rounding in arithmetic.items()
+                   if op not in REQUANTIZED_OPS or rounding not in ROUNDINGS}
+        if unknown or set(arithmetic) != set(REQUANTIZED_OPS):
+            raise ValueError(f"requantization arithmetic {arithmetic!r}; accepted: a rounding in {ROUNDINGS} "
+                             f"for each of {REQUANTIZED_OPS}")
+    modules = [module for module in network.modules() if hasattr(module, "requantization")]
+    previous = [module.requantization for module in modules]
+    for module in modules:
+        module.requantization = None if arithmetic is None else dict(arithmetic)
+    try:
+        yield network
+    finally:
+        for module, value in zip(modules, previous):
+            module.requantization = value
+
+
+def _rounding(module: nn.Module, op: str) -> str | None:
+    return None if module.requantization is None else module.requantization[op]
+
+
 class QuantGruCell(nn.Module):
     """:class:`~hearmask.model.recurrent.PrimitiveGruCell` with a quantizer after every op."""
 
     def __init__(self, cell: PrimitiveGruCell):
         super().__init__()
         self.hidden_size = cell.hidden_size
+        self.requantization: dict[str, str] | None = None  # see integer_requantization
         self.input_linear = _quant_linear(cell.input_linear.weight.detach(), cell.input_linear.bias.detach())
         self.hidden_linear = _quant_linear(cell.hidden_linear.weight.detach(), cell.hidden_linear.bias.detach())
         self.gate_sum = _activation(CalibratedActQuant)
@@ -170,22 +257,27 @@ class QuantGruCell(nn.Module):
     def step_from_projection(self, input_projection: IntQuantTensor, hidden: IntQuantTensor) -> IntQuantTensor:
         """``W_i x + b_i`` (B, 3H) and ``h`` (B, H), both quantized -> ``h'`` (B, H) on the state grid."""
         size = self.hidden_size
+        fc_rounding, mul_rounding = _rounding(self, "FULLY_CONNECTED"), _rounding(self, "MUL")
         projected_input = _value(input_projection)
-        projected_hidden = _value(self.hidden_linear(hidden))
+        hidden_projection = _linear(self.hidden_linear, hidden, fc_rounding)
+        projected_hidden = _value(hidden_projection)
         gates = self.gate_activation(self.gate_sum(projected_input[:, : 2 * size] + projected_hidden[:, : 2 * size]))
         gate_values = _value(gates)
-        reset_gate, update_gate = gate_values[:, :size], gate_values[:, size:]
-        reset_hidden = self.reset_product(reset_gate * projected_hidden[:, 2 * size :])
+        reset_gate, update_gate = _with_value(gates, gate_values[:, :size]), _with_value(gates, gate_values[:, size:])
+        reset_hidden = _product(self.reset_product, reset_gate,
+                                _with_value(hidden_projection, projected_hidden[:, 2 * size :]), mul_rounding)
         candidate = self.candidate_activation(self.candidate_sum(projected_input[:, 2 * size :] + _value(reset_hidden)))
         difference = self.state_difference(_value(hidden) - _value(candidate))
-        return self.new_state(_value(candidate) + _value(self.update_product(update_gate * _value(difference))))
+        update = _product(self.update_product, update_gate, difference, mul_rounding)
+        return self.new_state(_value(candidate) + _value(update))
 
     def step(self, inputs: IntQuantTensor, hidden: IntQuantTensor) -> IntQuantTensor:
-        return self.step_from_projection(self.input_linear(inputs), hidden)
+        return self.step_from_projection(_linear(self.input_linear, inputs, _rounding(self, "FULLY_CONNECTED")),
+                                         hidden)
 
     def forward(self, inputs: IntQuantTensor, hidden: IntQuantTensor) -> IntQuantTensor:
         """Sequence form: ``inputs`` (B, K, in), ``hidden`` (B, H) -> (B, K, H)."""
-        projections = self.input_linear(inputs)
+        projections = _linear(self.input_linear, inputs, _rounding(self, "FULLY_CONNECTED"))
         outputs = []
         for frame in range(_value(inputs).shape[1]):
             hidden = self.step_from_projection(_with_value(projections, _value(projections)[:, frame]), hidden)
@@ -223,6 +315,7 @@ class QuantMaskNet(nn.Module):
         super().__init__()
         config = network.config
         self.config = config
+        self.requantization: dict[str, str] | None = None  # see integer_requantization
         # Host-side dB map only (not part of the int8 graph): the audiogram -> per-bin span.
         self.register_buffer("audiogram_to_bin", network.audiogram_to_bin.detach().clone(), persistent=False)
         self.features_input = _activation(CalibratedActQuant)
@@ -251,23 +344,29 @@ class QuantMaskNet(nn.Module):
     def _encode(self, features: IntQuantTensor, audiogram: IntQuantTensor) -> IntQuantTensor:
         """(..., F) features and (B, A) audiogram, quantized -> (..., E) on the tanh grid."""
         sequence = _value(features).dim() == 3
+        fc_rounding = _rounding(self, "FULLY_CONNECTED")
         if self.config.conditioning == "film":
             size = self.config.encoder_size
-            encoded = _value(self.encoder(features))
-            film = _value(self.film(audiogram))
+            encoded = _linear(self.encoder, features, fc_rounding)
+            film_output = _linear(self.film, audiogram, fc_rounding)
+            film = _value(film_output)
             film = film.unsqueeze(1) if sequence else film
-            product = self.film_product(encoded * film[..., :size])
+            product = _product(self.film_product, encoded, _with_value(film_output, film[..., :size]),
+                               _rounding(self, "MUL"))
             return self.encoder_activation(self.film_sum(_value(product) + film[..., size:]))
-        from_features = _value(self.encoder(features))
-        from_audiogram = _value(self.encoder_audiogram(audiogram))
+        from_features = _value(_linear(self.encoder, features, fc_rounding))
+        from_audiogram = _value(_linear(self.encoder_audiogram, audiogram, fc_rounding))
         from_audiogram = from_audiogram.unsqueeze(1) if sequence else from_audiogram
         return self.encoder_activation(self.encoder_sum(from_features + from_audiogram))
 
     def _heads(self, recurrent_out: IntQuantTensor, encoded: IntQuantTensor) -> tuple[torch.Tensor, torch.Tensor]:
         """-> ``nr_fraction``, ``hlc_fraction`` (..., num_bins), sigmoid values on the 1/256 grid."""
         head_input = _concatenate([recurrent_out, encoded])
-        nr_fraction = self.nr_activation(self.nr_band_to_bin(self.nr_head(head_input)))
-        hlc_fraction = self.hlc_activation(self.hlc_band_to_bin(self.hlc_head(head_input)))
+        rounding = _rounding(self, "FULLY_CONNECTED")
+        nr_fraction = self.nr_activation(_linear(self.nr_band_to_bin, _linear(self.nr_head, head_input, rounding),
+                                                 rounding))
+        hlc_fraction = self.hlc_activation(_linear(self.hlc_band_to_bin, _linear(self.hlc_head, head_input, rounding),
+                                                   rounding))
         return _value(nr_fraction), _value(hlc_fraction)
 
     def fractions_to_db(self, nr_fraction, hlc_fraction, audiogram):

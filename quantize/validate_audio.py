@@ -5,15 +5,17 @@ numpy STFT and features, hop by hop, the state fed back over the whole utterance
 step differs:
 
 - float: :meth:`MaskNet.step` (torch);
-- int8: the int8 ``.tflite`` in LiteRT (default kernels: the Raspberry Pi runtime), its sigmoid
-  fractions mapped to dB on the host with the listener's per-bin HLC span
+- int8: the int8 ``.tflite`` in each device arithmetic — LiteRT default kernels (the Raspberry
+  Pi runtime) and the TFLM host interpreter (bit-exact with the Cortex-M firmware) — its
+  sigmoid fractions mapped to dB on the host with the listener's per-bin HLC span
   (:func:`hearmask.model.network.mask_db_from_fractions`), exactly as a device does.
 
 Metrics as in :mod:`hearmask.model.evaluate`: PESQ (wb) and ESTOI of the NR output (alpha 1,
 beta 0) against the clean speech, HASPI v2 of the full output (alpha 1, beta 1) with the
 listener's audiogram; mixtures from :func:`hearmask.model.evaluate.build_held_out_set`
 (real pocketsphinx clips alternating with held-out espeak-ng sentences, never trained on).
-Deltas are int8 − float per utterance; the thresholds bound the mean *drop* (float − int8).
+Deltas are int8 − float per utterance and runtime; the thresholds bound the mean *drop*
+(float − int8) of every runtime, and the top-level figures are the worst runtime's.
 """
 
 from __future__ import annotations
@@ -40,10 +42,10 @@ def drop_limits(thresholds: AudioThresholds) -> dict[str, float]:
     return {"haspi": thresholds.haspi_drop, "estoi": thresholds.estoi_drop, "pesq": thresholds.pesq_drop}
 
 
-def audio_failures(mean_delta: dict[str, float], thresholds: AudioThresholds) -> list[str]:
+def audio_failures(mean_delta: dict[str, float], thresholds: AudioThresholds, runtime: str = "int8") -> list[str]:
     """One message per metric whose mean drop (float − int8, i.e. ``−mean_delta``) exceeds its limit."""
     limits = drop_limits(thresholds)
-    return [f"audio {metric}: mean drop {-mean_delta[metric]:.4f} > {limits[metric]:g} (int8 vs float)"
+    return [f"audio {metric}: mean drop {-mean_delta[metric]:.4f} > {limits[metric]:g} ({runtime} vs float)"
             for metric in METRICS if -mean_delta[metric] > limits[metric]]
 
 
@@ -101,12 +103,14 @@ def utterance_metrics(clean: np.ndarray, nr_output: np.ndarray, full_output: np.
             "pesq": metrics.pesq_wb(clean, nr_output, sample_rate_hz)}
 
 
-def audio_comparison(float_system, runtimes, utterances: int, seconds: float, audiogram_name: str = "N3",
-                     snr_db: float = 5.0, thresholds: AudioThresholds = AudioThresholds()) -> dict[str, Any]:
+def audio_comparison(float_system, runtimes: dict[str, list], utterances: int, seconds: float,
+                     audiogram_name: str = "N3", snr_db: float = 5.0,
+                     thresholds: AudioThresholds = AudioThresholds()) -> dict[str, Any]:
     """Enhance ``utterances`` held-out mixtures (``seconds`` long at most, ``snr_db``) for the listener
-    ``audiogram_name`` with the float and the int8 model; per-utterance metrics, deltas and the verdict.
+    ``audiogram_name`` with the float model and with each int8 runtime; per-utterance metrics, deltas
+    and the verdict.
 
-    ``runtimes``: one int8 runtime per network of ``float_system`` (two for the cascade).
+    ``runtimes``: ``{name: [one int8 runtime per network of float_system]}`` (two per name for the cascade).
     """
     from hearmask.model.evaluate import (PRESENTATION_LEVEL_DB_SPL, SAMPLE_RATE_HZ, EvaluationConfig,
                                          build_held_out_set)
@@ -115,27 +119,36 @@ def audio_comparison(float_system, runtimes, utterances: int, seconds: float, au
     audiogram = load_audiogram(audiogram_name)
     config = EvaluationConfig(num_utterances=utterances, snrs_db=(snr_db,), audiograms=(audiogram_name,),
                               max_seconds=seconds, workers=1)
-    int8_system = Int8System(float_system, runtimes)
+    systems = {"float": float_system, **{name: Int8System(float_system, group) for name, group in runtimes.items()}}
     rows = []
     for item in build_held_out_set(config):
         values = {}
-        for name, system in (("float", float_system), ("int8", int8_system)):
+        for name, system in systems.items():
             nr_output, full_output = streaming_outputs(system, audiogram, item.noisy)
             values[name] = utterance_metrics(item.clean, nr_output, full_output, audiogram, PRESENTATION_LEVEL_DB_SPL,
                                              SAMPLE_RATE_HZ)
-        rows.append({**item.describe(), "float": values["float"], "int8": values["int8"],
-                     "delta": {metric: values["int8"][metric] - values["float"][metric] for metric in METRICS}})
-    mean_delta = {metric: float(np.mean([row["delta"][metric] for row in rows])) for metric in METRICS}
+        rows.append({**item.describe(), "float": values["float"], "int8": {name: values[name] for name in runtimes},
+                     "delta": {name: {metric: values[name][metric] - values["float"][metric] for metric in METRICS}
+                               for name in runtimes}})
+    mean_delta = {name: {metric: float(np.mean([row["delta"][name][metric] for row in rows])) for metric in METRICS}
+                  for name in runtimes}
     limits = drop_limits(thresholds)
+    summary = {}
+    for metric in METRICS:
+        worst = min(runtimes, key=lambda name: mean_delta[name][metric])
+        summary[metric] = {
+            "float_mean": float(np.mean([row["float"][metric] for row in rows])),
+            "int8_mean": float(np.mean([row["int8"][worst][metric] for row in rows])),
+            "mean_delta": mean_delta[worst][metric], "max_drop": limits[metric], "worst_runtime": worst,
+            "by_runtime": {name: {"int8_mean": float(np.mean([row["int8"][name][metric] for row in rows])),
+                                  "mean_delta": mean_delta[name][metric]} for name in runtimes}}
     return {
         "computed": True,
-        **{metric: {"float_mean": float(np.mean([row["float"][metric] for row in rows])),
-                    "int8_mean": float(np.mean([row["int8"][metric] for row in rows])),
-                    "mean_delta": mean_delta[metric], "max_drop": limits[metric]} for metric in METRICS},
+        **summary,
         "per_utterance": rows,
-        "failures": audio_failures(mean_delta, thresholds),
+        "failures": [failure for name in runtimes for failure in audio_failures(mean_delta[name], thresholds, name)],
         "conditions": {"utterances": len(rows), "max_seconds": seconds, "snr_db": snr_db, "audiogram": audiogram_name,
-                       "presentation_level_db_spl": PRESENTATION_LEVEL_DB_SPL, "int8_runtime": "litert",
+                       "presentation_level_db_spl": PRESENTATION_LEVEL_DB_SPL, "int8_runtimes": list(runtimes),
                        "path": "streaming (numpy STFT, hop by hop, state fed back); NR output alpha 1 beta 0 for "
                                "PESQ/ESTOI, full output alpha 1 beta 1 for HASPI v2"},
     }

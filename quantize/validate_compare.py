@@ -27,6 +27,20 @@ from hearmask.quantize.scale_check import PASS_THROUGH_OPS, quant_point_of
 
 STAGES = ("fake_quant", "litert", "litert_ref", "tflm")  # compared stages; float is the first reference
 RUNTIME_STAGES = ("litert", "litert_ref", "tflm")
+# Requantization rounding of each runtime's FULLY_CONNECTED and MUL kernels (int8_reference; checked on every
+# output value by kernel_arithmetic): each runtime is compared with fake-quant computed in its own arithmetic.
+RUNTIME_ARITHMETIC = {
+    "litert": {"FULLY_CONNECTED": "single", "MUL": "single"},
+    "litert_ref": {"FULLY_CONNECTED": "single", "MUL": "double"},
+    "tflm": {"FULLY_CONNECTED": "double", "MUL": "double"},
+}
+
+
+def arithmetic_label(arithmetic: dict[str, str] | None) -> str:
+    """``"FULLY_CONNECTED double, MUL double"``, or ``"Brevitas float (as trained)"`` for None."""
+    if arithmetic is None:
+        return "Brevitas float (as trained)"
+    return ", ".join(f"{op} {rounding}" for op, rounding in arithmetic.items())
 OUTPUTS = ("nr_fraction", "hlc_fraction", "new_state")
 OUTPUT_SPECS = {"nr_fraction": SIGMOID_OUTPUT, "hlc_fraction": SIGMOID_OUTPUT, "new_state": STATE}
 
@@ -62,10 +76,15 @@ def error_histogram(actual: np.ndarray, reference: np.ndarray, scale: float) -> 
 # ----- the stages over one utterance -----------------------------------------------------------
 
 
-def run_fake_quant(network, features: np.ndarray, audiogram: np.ndarray) -> dict[str, np.ndarray]:
+def run_fake_quant(network, features: np.ndarray, audiogram: np.ndarray, arithmetic: dict[str, str] | None = None,
+                   ) -> dict[str, np.ndarray]:
     """Free-running fake-quant: ``features`` (K, F), ``audiogram`` (8,) -> outputs (K, ·) and the
-    state after each hop (``new_state``, (K, S))."""
-    with torch.no_grad():
+    state after each hop (``new_state``, (K, S)). ``arithmetic``: FULLY_CONNECTED / MUL rounding of a
+    runtime (:data:`RUNTIME_ARITHMETIC`; :func:`~hearmask.quantize.qat_model.integer_requantization`),
+    None for Brevitas's float form (as trained)."""
+    from hearmask.quantize.qat_model import integer_requantization
+
+    with torch.no_grad(), integer_requantization(network, arithmetic):
         values = network.eval().sequence_fractions(torch.as_tensor(features)[None], torch.as_tensor(audiogram)[None])
     return {name: value[0].numpy() for name, value in zip(OUTPUTS, values)}
 

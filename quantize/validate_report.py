@@ -9,10 +9,14 @@ from hearmask.quantize.validate_compare import STAGES
 
 
 def _stage_table(stages: dict[str, dict[str, dict]]) -> list[str]:
-    lines = ["| stage | output | vs | SNR dB | max LSB | mean LSB | cosine |", "|---|---|---|---:|---:|---:|---:|"]
+    lines = ["| stage | output | vs | in arithmetic | SNR dB | max LSB | mean LSB | cosine |",
+             "|---|---|---|---|---:|---:|---:|---:|"]
     for stage in STAGES:
+        if stage not in stages:
+            continue
         for name, values in stages[stage].items():
-            lines.append(f"| {stage} | {name} | {values['reference']} | {values['snr_db']:.1f} | "
+            arithmetic = "float" if values["reference"] == "float" else values["arithmetic"]
+            lines.append(f"| {stage} | {name} | {values['reference']} | {arithmetic} | {values['snr_db']:.1f} | "
                          f"{values['max_abs_lsb']:.1f} | {values['mean_abs_lsb']:.3f} | {values['cosine']:.6f} |")
     return lines
 
@@ -24,11 +28,20 @@ def markdown_report(report: dict[str, Any]) -> str:
              f"hops, {inputs['source']}). SNR thresholds apply to the "
              f"**{report['thresholds_apply_to'].replace('_', ' ')}**"
              " comparison (every stage starts each hop from the fake-quant state); free-running figures (each stage "
-             "feeds back its own state) are reported, and their audible effect is bounded by the audio check.", ""]
+             "feeds back its own state) are reported, and their audible effect is bounded by the audio check. "
+             "Each int8 runtime is compared with fake-quant computed in that runtime's requantization arithmetic "
+             "(FULLY_CONNECTED / MUL rounded once or twice, as its kernels do; every value checked below); "
+             "against the float-rounded fake-quant it was trained as, see \"Rounding effect\".", ""]
     lines += [f"- {failure}" for failure in report["failures"]]
     lines += [f"- why: {explanation}" for explanation in report["explanations"]]
     for mode, title in (("per_step", "Per step (thresholded)"), ("free_running", "Free-running (reported)")):
         lines += ["", f"## {title}", "", *_stage_table(report["stages"][mode])]
+    lines += ["", "## Rounding effect (reported): each runtime vs fake-quant as trained", "",
+              "The same runtimes against Brevitas's float-rounded fake-quant: the difference their kernels' "
+              "requantization rounding makes, compounded through a step (per step) or an utterance (free-running).",
+              ""]
+    for mode in ("per_step", "free_running"):
+        lines += ["", f"{mode.replace('_', ' ')}:", "", *_stage_table(report["rounding_effect"][mode])]
     lines += ["", "## TFLM vs LiteRT reference kernels", "", "Per step, identical inputs and state (whole model):", ""]
     for key, values in report["tflm_vs_litert_ref"]["per_step"].items():
         lines += [f"- {key} {name}: max {lsb['max_abs_lsb']} LSB, {100 * lsb['fraction_of_steps_differing']:.1f} % "
@@ -48,7 +61,7 @@ def markdown_report(report: dict[str, Any]) -> str:
                                 if model not in ("values", "follows"))
             lines.append(f"| {runtime} | {op} | {entry['values']} | {matches} | {entry['follows']} |")
     audio = report["audio"]
-    lines += ["", "## Audio (int8 LiteRT streaming vs float streaming)", ""]
+    lines += ["", "## Audio (int8 streaming in LiteRT and TFLM vs float streaming)", ""]
     lines += _audio_lines(audio) if audio["computed"] else [f"Not computed: {audio['note']}."]
     masks = report["mask_comparison"]
     lines += ["", f"Masks of the first utterance, float vs int8 (free-running): NR mean |difference| "
@@ -70,14 +83,18 @@ def markdown_report(report: dict[str, Any]) -> str:
 
 def _audio_lines(audio: dict[str, Any]) -> list[str]:
     conditions = audio["conditions"]
+    runtimes = conditions["int8_runtimes"]
     lines = [f"{conditions['utterances']} held-out mixtures at {conditions['snr_db']:g} dB SNR, at most "
              f"{conditions['max_seconds']:g} s, listener {conditions['audiogram']}; {conditions['path']}.", "",
-             "| metric | float | int8 | mean delta | max drop |", "|---|---:|---:|---:|---:|"]
-    lines += [f"| {metric} | {audio[metric]['float_mean']:.4f} | {audio[metric]['int8_mean']:.4f} | "
-              f"{audio[metric]['mean_delta']:+.4f} | {audio[metric]['max_drop']:g} |" for metric in METRICS]
-    lines += ["", "| utterance | noise | HASPI float/int8 | ESTOI float/int8 | PESQ float/int8 |",
-              "|---|---|---|---|---|"]
+             "| metric | float | " + " | ".join(f"int8 {name} (delta)" for name in runtimes) + " | max drop |",
+             "|---|---:|" + "---:|" * len(runtimes) + "---:|"]
+    lines += [f"| {metric} | {audio[metric]['float_mean']:.4f} | " + " | ".join(
+        f"{audio[metric]['by_runtime'][name]['int8_mean']:.4f} ({audio[metric]['by_runtime'][name]['mean_delta']:+.4f})"
+        for name in runtimes) + f" | {audio[metric]['max_drop']:g} |" for metric in METRICS]
+    lines += ["", "| utterance | noise | " + " | ".join(f"{metric.upper()} float / " + " / ".join(runtimes)
+                                                     for metric in METRICS) + " |",
+              "|---|---|" + "---|" * len(METRICS)]
     lines += [f"| {row['utterance_id']} | {row['noise_kind']} | " + " | ".join(
-        f"{row['float'][metric]:.3f} / {row['int8'][metric]:.3f}" for metric in METRICS) + " |"
-        for row in audio["per_utterance"]]
+        " / ".join([f"{row['float'][metric]:.3f}"] + [f"{row['int8'][name][metric]:.3f}" for name in runtimes])
+        for metric in METRICS) + " |" for row in audio["per_utterance"]]
     return lines

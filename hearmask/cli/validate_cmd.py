@@ -19,8 +19,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "interpreter, per step (every stage starts each hop from the fake-quant state) and free-running (each "
         "feeds back its own state); enhance held-out speech in noise through the int8 streaming path and the float "
         "model. Writes DIR/report.json, DIR/report.md and plots (error histograms in LSBs, float vs int8 masks). "
+        "Each runtime is compared with fake-quant computed in that runtime's requantization arithmetic "
+        "(FULLY_CONNECTED / MUL rounded once or twice, as its kernels do); the difference from the float-rounded "
+        "fake-quant is reported as the rounding effect. "
         "Exits 1 when a threshold fails: per step, LiteRT vs fake-quant >= 45 dB and TFLM vs fake-quant >= 40 dB "
-        "on every output; TFLM vs LiteRT reference kernels within 1 LSB per op with identical inputs; int8 vs float "
+        "on every output; every FULLY_CONNECTED / MUL value follows its runtime's documented rounding; TFLM vs "
+        "LiteRT reference kernels within 1 LSB per op with identical inputs; int8 (LiteRT and TFLM) vs float "
         "mean drop of HASPI v2 <= 0.01, ESTOI <= 0.01, PESQ <= 0.1. Free-running SNRs are reported, not "
         "thresholded: one-LSB rounding differences fed back through the recurrent state drift apart over an "
         "utterance, and the audio check bounds what that does to the output.",

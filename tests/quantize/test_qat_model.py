@@ -122,3 +122,29 @@ def test_quantized_linears_follow_tflites_weight_and_bias_rules(tiny_networks):
     interpolation = linears["nr_band_to_bin"]
     assert interpolation.bias_int32 is None and interpolation.weight_scale == pytest.approx(1 / 127)
     assert np.allclose(interpolation.weight, float_network.band_to_bin.numpy(), atol=0.5 / 127 + 1e-7)
+
+
+def test_integer_requantization_reproduces_each_runtime_bit_for_bit(tiny_networks, int8_model, helpers):
+    """Fake-quant with FULLY_CONNECTED / MUL computed in a runtime's arithmetic equals that runtime's int8
+    outputs bit for bit, free-running over a whole utterance; the float-rounded (trained) form does not
+    equal TFLM, and the context restores the trained form on exit."""
+    from hearmask.quantize.qat_model import integer_requantization
+    from hearmask.quantize.runtimes import LiteRtRuntime, TflmRuntime
+    from hearmask.quantize.validate_compare import RUNTIME_ARITHMETIC, run_fake_quant, run_runtime
+
+    network = tiny_networks[1]
+    features, audiogram = helpers.feature_sequence(120, 32, 11), helpers.audiogram[0]
+    runtimes = {"tflm": TflmRuntime(int8_model), "litert_ref": LiteRtRuntime(int8_model, reference_kernels=True)}
+    as_trained = run_fake_quant(network, features, audiogram)
+    for name, runtime in runtimes.items():
+        golden = run_fake_quant(network, features, audiogram, RUNTIME_ARITHMETIC[name])
+        actual = run_runtime(runtime, features, audiogram)
+        for output in ("nr_fraction", "hlc_fraction", "new_state"):
+            np.testing.assert_array_equal(actual[output], golden[output], err_msg=f"{name} {output}")
+    tflm = run_runtime(runtimes["tflm"], features, audiogram)
+    assert any(not np.array_equal(tflm[output], as_trained[output]) for output in ("nr_fraction", "new_state"))
+    np.testing.assert_array_equal(run_fake_quant(network, features, audiogram)["new_state"], as_trained["new_state"])
+    with pytest.raises(ValueError, match="accepted: a rounding in"):
+        with integer_requantization(network, {"FULLY_CONNECTED": "twice", "MUL": "double"}):
+            pass
+    assert network.requantization is None and all(cell.requantization is None for cell in network.recurrent_layers)
