@@ -103,6 +103,13 @@ def utterance_metrics(clean: np.ndarray, nr_output: np.ndarray, full_output: np.
             "pesq": metrics.pesq_wb(clean, nr_output, sample_rate_hz)}
 
 
+def _standard_error(values: list[float]) -> float | None:
+    """Standard error of the mean (sample standard deviation / sqrt(n)); None for fewer than 2 values."""
+    if len(values) < 2:
+        return None
+    return float(np.std(values, ddof=1) / np.sqrt(len(values)))
+
+
 def audio_comparison(float_system, runtimes: dict[str, list], utterances: int, seconds: float,
                      audiogram_name: str = "N3", snr_db: float = 5.0,
                      thresholds: AudioThresholds = AudioThresholds()) -> dict[str, Any]:
@@ -132,6 +139,8 @@ def audio_comparison(float_system, runtimes: dict[str, list], utterances: int, s
                                for name in runtimes}})
     mean_delta = {name: {metric: float(np.mean([row["delta"][name][metric] for row in rows])) for metric in METRICS}
                   for name in runtimes}
+    standard_error = {name: {metric: _standard_error([row["delta"][name][metric] for row in rows]) for metric in METRICS}
+                      for name in runtimes}
     limits = drop_limits(thresholds)
     summary = {}
     for metric in METRICS:
@@ -139,9 +148,11 @@ def audio_comparison(float_system, runtimes: dict[str, list], utterances: int, s
         summary[metric] = {
             "float_mean": float(np.mean([row["float"][metric] for row in rows])),
             "int8_mean": float(np.mean([row["int8"][worst][metric] for row in rows])),
-            "mean_delta": mean_delta[worst][metric], "max_drop": limits[metric], "worst_runtime": worst,
+            "mean_delta": mean_delta[worst][metric], "standard_error": standard_error[worst][metric],
+            "max_drop": limits[metric], "worst_runtime": worst,
             "by_runtime": {name: {"int8_mean": float(np.mean([row["int8"][name][metric] for row in rows])),
-                                  "mean_delta": mean_delta[name][metric]} for name in runtimes}}
+                                  "mean_delta": mean_delta[name][metric],
+                                  "standard_error": standard_error[name][metric]} for name in runtimes}}
     return {
         "computed": True,
         **summary,

@@ -81,16 +81,22 @@ def markdown_report(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _int8_cell(entry: dict[str, Any]) -> str:
+    error = entry.get("standard_error")
+    spread = "" if error is None else f" ± {error:.4f}"
+    return f"{entry['int8_mean']:.4f} ({entry['mean_delta']:+.4f}{spread})"
+
+
 def _audio_lines(audio: dict[str, Any]) -> list[str]:
     conditions = audio["conditions"]
     runtimes = conditions["int8_runtimes"]
     lines = [f"{conditions['utterances']} held-out mixtures at {conditions['snr_db']:g} dB SNR, at most "
              f"{conditions['max_seconds']:g} s, listener {conditions['audiogram']}; {conditions['path']}.", "",
-             "| metric | float | " + " | ".join(f"int8 {name} (delta)" for name in runtimes) + " | max drop |",
-             "|---|---:|" + "---:|" * len(runtimes) + "---:|"]
+             "| metric | float | " + " | ".join(f"int8 {name} (delta ± standard error)" for name in runtimes)
+             + " | max drop |", "|---|---:|" + "---:|" * len(runtimes) + "---:|"]
     lines += [f"| {metric} | {audio[metric]['float_mean']:.4f} | " + " | ".join(
-        f"{audio[metric]['by_runtime'][name]['int8_mean']:.4f} ({audio[metric]['by_runtime'][name]['mean_delta']:+.4f})"
-        for name in runtimes) + f" | {audio[metric]['max_drop']:g} |" for metric in METRICS]
+        _int8_cell(audio[metric]['by_runtime'][name]) for name in runtimes)
+        + f" | {audio[metric]['max_drop']:g} |" for metric in METRICS]
     lines += ["", "| utterance | noise | " + " | ".join(f"{metric.upper()} float / " + " / ".join(runtimes)
                                                      for metric in METRICS) + " |",
               "|---|---|" + "---|" * len(METRICS)]

@@ -142,6 +142,7 @@ def test_audio_check_reports_float_and_int8_per_utterance(report):
         for runtime in ("litert", "tflm"):
             assert row["delta"][runtime][metric] == pytest.approx(row["int8"][runtime][metric] - row["float"][metric])
             assert audio[metric]["by_runtime"][runtime]["mean_delta"] == pytest.approx(row["delta"][runtime][metric])
+            assert audio[metric]["by_runtime"][runtime]["standard_error"] is None  # one utterance: no spread
         # The top-level figures are the worst runtime's.
         worst = audio[metric]["worst_runtime"]
         assert audio[metric]["mean_delta"] == min(v["mean_delta"] for v in audio[metric]["by_runtime"].values())
@@ -237,3 +238,11 @@ def test_a_failure_without_a_diverging_layer_is_explained_by_the_kernels_roundin
         "tflm: every op is within 1 LSB of fake-quant with identical inputs; its MUL (follows single, documented "
         "double) requantization does not round as documented, so its golden is computed in the wrong arithmetic; "
         "these one-LSB differences compound through the ops of a step"]
+
+
+def test_audio_standard_error_is_that_of_the_per_utterance_deltas():
+    from hearmask.quantize.validate_audio import _standard_error
+
+    deltas = [-0.07, 0.01, 0.02, -0.02]
+    assert _standard_error(deltas) == pytest.approx(np.std(deltas, ddof=1) / 2.0)
+    assert _standard_error([0.3]) is None
