@@ -33,12 +33,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--report", type=Path, required=True, metavar="DIR",
                         help="folder for report.json, report.md and the plots")
     parser.add_argument("--utterances", type=int, default=4, metavar="N",
-                        help="held-out utterances, for the golden chain and for the audio check each (default 4)")
+                        help="held-out utterances of the golden chain (default 4)")
     parser.add_argument("--seconds", type=float, default=4.0,
                         help="length of each golden-chain utterance in seconds (default 4)")
+    # The default lives in hearmask.quantize.validate (AUDIO_UTTERANCES); importing it here would load
+    # torch for every hearmask command, so None means "that default" and the handler resolves it.
     parser.add_argument("--audio-utterances", type=int, default=None, metavar="N",
-                        help="held-out mixtures of the audio check (default: --utterances; 0 skips the check, "
-                        "which the report and the summary line then say)")
+                        help="held-out mixtures of the audio check (default 12: fewer leave the mean "
+                        "HASPI delta's standard error above its 0.01 threshold; 0 skips the check, which the report "
+                        "and the summary line then say)")
     parser.add_argument("--audio-seconds", type=float, default=2.5,
                         help="length of each audio-check utterance in seconds, at least 1 (default 2.5)")
     parser.add_argument("--audiogram", default="N3", metavar="NAME|FILE",
@@ -55,7 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from hearmask.errors import HearmaskError
-    from hearmask.quantize.validate import Thresholds, report_document, validate_model_dir, write_report
+    from hearmask.quantize.validate import (AUDIO_UTTERANCES, Thresholds, report_document, validate_model_dir,
+                                            write_report)
 
     if args.utterances < 1 or args.layer_hops < 1:
         raise HearmaskError(f"--utterances and --layer-hops must be >= 1, got {args.utterances}, {args.layer_hops}")
@@ -66,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Computing zero point of output accumulator")
         report = validate_model_dir(args.model_dir, utterances=args.utterances, seconds=args.seconds,
-                                    layer_hops=args.layer_hops, audio_utterances=args.audio_utterances,
+                                    layer_hops=args.layer_hops,
+                                    audio_utterances=(AUDIO_UTTERANCES if args.audio_utterances is None
+                                                      else args.audio_utterances),
                                     audio_seconds=args.audio_seconds,
                                     audiogram_name=args.audiogram,
                                     thresholds=Thresholds(litert_snr_db=args.litert_snr_db,

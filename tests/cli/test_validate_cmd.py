@@ -55,3 +55,12 @@ def test_bad_audio_flags_are_one_line_errors(tmp_path, capsys, flags, message):
 def test_a_folder_without_a_manifest_is_a_one_line_error(tmp_path, capsys):
     assert cli.main(["validate", str(tmp_path), "--report", str(tmp_path / "r")]) == 1
     assert capsys.readouterr().err.startswith("hearmask validate: error: no model manifest at")
+
+
+def test_help_states_the_audio_check_default_the_library_uses(capsys):
+    """The CLI keeps torch out of its import path, so its help repeats the library's default: keep them equal."""
+    from hearmask.quantize.validate import AUDIO_UTTERANCES
+
+    with pytest.raises(SystemExit):
+        cli.main(["validate", "--help"])
+    assert f"(default {AUDIO_UTTERANCES}: fewer leave the mean" in " ".join(capsys.readouterr().out.split())

@@ -19,7 +19,7 @@ from hearmask.quantize.validate import (
 from hearmask.quantize.validate_audio import AudioThresholds, audio_failures
 from hearmask.quantize.validate_compare import OUTPUTS, RUNTIME_ARITHMETIC, RUNTIME_STAGES, STAGES, arithmetic_label
 
-SMALL = {"utterances": 1, "seconds": 0.4, "layer_hops": 12}
+SMALL = {"utterances": 1, "seconds": 0.4, "layer_hops": 12, "audio_utterances": 1}
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +194,7 @@ def test_a_broken_model_fails_and_the_broken_layer_is_named(quantized_dir, tmp_p
     shutil.copytree(quantized_dir, broken)
     path = broken / "model_int8.tflite"
     path.write_bytes(corrupt_tflite_weights(path.read_bytes(), "nr_head"))
-    report = validate_model_dir(broken, **SMALL, audio_utterances=0)
+    report = validate_model_dir(broken, **{**SMALL, "audio_utterances": 0})
     assert not report["passed"] and report["checks_skipped"] == ["audio"] and report["audio"]["computed"] is False
     assert any(failure.startswith("litert nr_fraction: SNR") and failure.endswith("in its arithmetic (per step)")
                for failure in report["failures"])
