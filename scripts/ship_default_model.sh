@@ -7,12 +7,12 @@
 # usage: bash scripts/ship_default_model.sh RUN_DIR EVALUATION_DIR [QAT_STEPS]
 #   RUN_DIR         a `hearmask train` run folder (its best.json is shipped)
 #   EVALUATION_DIR  a `hearmask evaluate --report` folder for this model (results.md)
-#   QAT_STEPS       quantization-aware fine-tuning steps (default 200)
+#   QAT_STEPS       quantization-aware fine-tuning steps (default 1000, the shipped int8 model's)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 run_dir=${1:?usage: ship_default_model.sh RUN_DIR EVALUATION_DIR [QAT_STEPS]}
 evaluation_dir=${2:?usage: ship_default_model.sh RUN_DIR EVALUATION_DIR [QAT_STEPS]}
-qat_steps=${3:-200}
+qat_steps=${3:-1000}
 target=model/default_model
 python=.venv/bin/python
 [ -f "$run_dir/best.json" ] || { echo "no best.json in $run_dir" >&2; exit 2; }
