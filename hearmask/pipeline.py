@@ -11,10 +11,14 @@ Stages:
    sample through its step form, with masks plotted and ESTOI / SI-SDR / HASPI v2 beside
    NAL-R's (:mod:`hearmask.pipeline_model`). Skipped, and said so, when no model exists.
 4. ``plot``: the listener's audiogram and the prescribed gain curve.
-5. ``deploy``: the int8 model (the shipped one, or ``int8_dir``) validated against float,
-   fitted to boards, exported as a Raspberry Pi bundle and profiled on an emulated Pi
+5. ``quantize``: the shipped int8 model rebuilt from its QAT checkpoint (conversion, checks,
+   manifest; byte-compared with the shipped files) into ``OUT_DIR/int8``
+   (:mod:`hearmask.pipeline_quantize`). Only with the shipped model (no ``model_path`` or
+   ``int8_dir``).
+6. ``deploy``: that int8 model (or ``int8_dir``) validated against float, fitted to boards,
+   exported as a Raspberry Pi bundle and profiled on an emulated Pi
    (:mod:`hearmask.pipeline_deploy`). Skipped, and said so, when there is no int8 model.
-6. ``report``: ``report.json`` and ``report.md`` with every figure and how it was made.
+7. ``report``: ``report.json`` and ``report.md`` with every figure and how it was made.
 
 Each stage writes its files into ``OUT_DIR`` and records them in the report.
 """
@@ -115,7 +119,15 @@ def run_pipeline(out_dir: str | Path, audiogram_name: str = "N3", snr_db: float 
     # 4. plot.
     _plot_audiogram_and_gain(audiogram, processor, out_dir / "audiogram_gain.png")
 
-    # 5. deploy: validate -> fit -> export -> profile (emulated Pi).
+    # 5. quantize: the shipped int8 model rebuilt from its QAT checkpoint.
+    quantize_report = None
+    if int8_dir is None and model_path is None and (DEFAULT_MODEL_DIR / "qat_checkpoint.json").is_file() and deploy:
+        from hearmask.pipeline_quantize import run_quantize_stage
+
+        quantize_report = run_quantize_stage(DEFAULT_MODEL_DIR, out_dir / "int8")
+        int8_dir = out_dir / "int8"
+
+    # 6. deploy: validate -> fit -> export -> profile (emulated Pi).
     if int8_dir is None and model_path is None and (DEFAULT_MODEL_DIR / "model_int8.tflite").is_file():
         int8_dir = DEFAULT_MODEL_DIR
     deploy_report = None
@@ -127,6 +139,7 @@ def run_pipeline(out_dir: str | Path, audiogram_name: str = "N3", snr_db: float 
     report = {
         "hearmask_version": __version__,
         "stages": ["sample", "nalr", *(["model"] if model_report else []), "plot",
+                   *(["quantize"] if quantize_report else []),
                    *(["validate", "fit", "export", "profile", "cortex-m55"] if deploy_report else []), "report"],
         "sample": {
             "speech": f"pocketsphinx-testdata:{utterance_id}",
@@ -144,6 +157,8 @@ def run_pipeline(out_dir: str | Path, audiogram_name: str = "N3", snr_db: float 
             "latency_samples": delay,
         },
         "model": model_report or {"skipped": f"no model given and none shipped in {DEFAULT_MODEL_DIR}"},
+        "quantize": quantize_report or {"skipped": "not the shipped model, or no deploy stages, or no shipped QAT "
+                                                   "checkpoint"},
         "deploy": deploy_report or {"skipped": "not asked for (--skip-deploy)" if not deploy else
                                     "no int8 model: give --int8-dir (a `hearmask quantize` folder) "
                                     "or run without --model to use the shipped one"},
@@ -179,6 +194,7 @@ def _markdown(report: dict) -> str:
         f"Output peak {nalr['output_peak_dbfs']} dBFS (written as 32-bit float, never clipped).",
         "",
         *_model_markdown(report["model"]),
+        *_quantize_markdown(report["quantize"]),
         *_deploy_markdown(report["deploy"]),
         "## Files",
         "",
@@ -203,6 +219,23 @@ def _model_markdown(model: dict) -> list[str]:
         f"| HASPI v2 | {haspi['unprocessed']:.3f} | {haspi['nalr']:.3f} | {haspi['model']:.3f} |",
         "",
         "Masks over time: `masks.png`.",
+        "",
+    ]
+
+
+def _quantize_markdown(quantize: dict) -> list[str]:
+    if "skipped" in quantize:
+        return ["## int8 model (quantize)", "", f"Skipped: {quantize['skipped']}.", ""]
+    same = all(quantize["reproduces_shipped"].values())
+    return [
+        "## int8 model (quantize)",
+        "",
+        f"Rebuilt in `{quantize['dir']}` from the shipped QAT checkpoint ({quantize['labels']['qat']}): "
+        f"{quantize['int8_model_bytes'][0]:,} bytes, TFLM arena {quantize['tflm_arena_bytes'][0]:,} bytes (measured); "
+        f"ops {', '.join(quantize['ops'])}. "
+        + ("Every file equals the shipped one byte for byte." if same else
+           "DIFFERS from the shipped files: " + ", ".join(name for name, ok in quantize["reproduces_shipped"].items()
+                                                         if not ok) + "."),
         "",
     ]
 
