@@ -71,12 +71,14 @@ def _plot_audiogram_and_gain(audiogram, processor: NalrProcessor, path: Path) ->
 
 def run_pipeline(out_dir: str | Path, audiogram_name: str = "N3", snr_db: float = 5.0, seed: int = 0,
                  stft_name: str = "default", model_path: str | Path | None = None,
-                 int8_dir: str | Path | None = None, deploy: bool = True) -> dict:
+                 int8_dir: str | Path | None = None, deploy: bool = True,
+                 audio_utterances: int | None = None) -> dict:
     """Run every stage into ``out_dir``; return the report (also written as JSON and Markdown).
 
     ``model_path``: a RUN_DIR or checkpoint for the model stage; default: the shipped model.
     ``int8_dir``: a ``hearmask quantize`` folder for the deploy stages; default: the shipped
     model's, when neither ``model_path`` nor ``int8_dir`` is given. ``deploy=False`` skips them.
+    ``audio_utterances``: mixtures of the validate stage's audio check (None: ``hearmask validate``'s default).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -134,7 +136,7 @@ def run_pipeline(out_dir: str | Path, audiogram_name: str = "N3", snr_db: float 
     if int8_dir is not None and deploy:
         from hearmask.pipeline_deploy import run_deploy_stages
 
-        deploy_report = run_deploy_stages(Path(int8_dir), out_dir, audiogram_name)
+        deploy_report = run_deploy_stages(Path(int8_dir), out_dir, audiogram_name, audio_utterances=audio_utterances)
 
     report = {
         "hearmask_version": __version__,
@@ -254,7 +256,8 @@ def _deploy_markdown(deploy: dict) -> list[str]:
         "## int8 model on devices",
         "",
         f"- Validation ({'passed' if validation['passed'] else 'FAILED'}; thresholds apply "
-        f"{str(validation['thresholds_apply_to']).replace('_', ' ')}): lowest SNR vs fake-quant {snr}; audio int8 − float: {deltas}. "
+        f"{str(validation['thresholds_apply_to']).replace('_', ' ')}): lowest SNR vs fake-quant in each runtime's "
+        f"arithmetic {snr}; audio int8 − float over {validation.get('audio_utterances')} mixtures: {deltas}. "
         f"Details: `{validation['report']}`.",
         "- Fit: " + "; ".join(f"{name}: {entry['verdict']}" for name, entry in deploy["fit"].items())
         + " (compute figures are estimates).",

@@ -19,6 +19,7 @@ through the quantizers.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -58,6 +59,10 @@ class QatConfig:
     segment_seconds: float = 0.5  # short: the GRU runs frame by frame through the quantizers
     gradient_clip: float = 1.0
     checkpoint_every: int = 50  # steps between checkpoints (and at the end)
+    # Weight of a distillation term, mean |mask_dB(QAT) − mask_dB(float)| over NR and HLC masks with the
+    # float model frozen: keeps the int8 model near the float one it stands in for (the task losses alone
+    # let QAT drift: the audio check compares int8 with float). 0 = the task losses only.
+    distillation_weight: float = 0.0
 
     def __post_init__(self) -> None:
         for field in ("calibration_batches", "batch_size", "checkpoint_every"):
@@ -69,6 +74,8 @@ class QatConfig:
             raise HearmaskError(f"QAT learning_rate must be in (0, 1), got {self.learning_rate}")
         if not 0.1 <= self.segment_seconds <= 60:
             raise HearmaskError(f"QAT segment_seconds must be within 0.1..60 s, got {self.segment_seconds}")
+        if not 0 <= self.distillation_weight <= 100:
+            raise HearmaskError(f"QAT distillation_weight must be within 0..100, got {self.distillation_weight}")
 
 
 def resolve_source_checkpoint(path: str | Path) -> Path:
@@ -81,7 +88,10 @@ def resolve_source_checkpoint(path: str | Path) -> Path:
 
 
 def _without_steps(config: dict) -> dict:
-    return {key: value for key, value in config.items() if key != "steps"}
+    """The QAT settings a resumed run must share, with defaults filled in for keys that older
+    checkpoints do not store (a setting added later had its default then)."""
+    defaults = json.loads(json.dumps(asdict(QatConfig())))
+    return {key: value for key, value in {**defaults, **config}.items() if key != "steps"}
 
 
 class QatTrainer:
@@ -158,17 +168,20 @@ class QatTrainer:
         try:
             while self.step < self.config.steps:
                 batch = self.data.train_batch(self.config.calibration_batches + self.step)
-                terms = self.loss(self.qat_system, batch.noisy, batch.clean, batch.audiogram, batch.channel_loss_db)
-                if not torch.isfinite(terms.total):
+                with self._mask_recorder() as masks:
+                    terms = self.loss(self.qat_system, batch.noisy, batch.clean, batch.audiogram,
+                                      batch.channel_loss_db)
+                total = terms.total + self._distillation(masks)
+                if not torch.isfinite(total):
                     raise HearmaskError(f"QAT loss became {float(terms.total.detach())} at step {self.step}; stopped. "
                                         f"The last good checkpoint is kept in {self.out_dir}; lower the learning rate")
                 self.optimizer.zero_grad(set_to_none=True)
-                terms.total.backward()
+                total.backward()
                 nn.utils.clip_grad_norm_([p for p in self.qat_system.parameters() if p.requires_grad],
                                          self.config.gradient_clip)
                 self.optimizer.step()
                 self.step += 1
-                self.last_loss = float(terms.total.detach())
+                self.last_loss = float(total.detach())
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{self.last_loss:.4f}")
@@ -186,6 +199,35 @@ class QatTrainer:
         self.qat_system.eval()
         return {"step": self.step, "loss": self.last_loss, "elapsed_s": self.elapsed_s,
                 "checkpoint": str(self.out_dir / QAT_CHECKPOINT_NAME)}
+
+    # ----- distillation -----
+
+    @contextlib.contextmanager
+    def _mask_recorder(self):
+        """Within the block, every QAT network's forward appends ``(index, inputs, (nr_db, hlc_db))``."""
+        records: list = []
+        hooks = []
+        if self.config.distillation_weight > 0:
+            hooks = [network.register_forward_hook(
+                lambda module, args, output, index=index: records.append((index, args, output)))
+                for index, network in enumerate(self.qat_system.networks)]
+        try:
+            yield records
+        finally:
+            for hook in hooks:
+                hook.remove()
+
+    def _distillation(self, records: list) -> torch.Tensor:
+        """``distillation_weight`` × mean |dB difference| of each recorded QAT mask from the frozen float
+        network's on the same inputs (0 when the weight is 0)."""
+        if self.config.distillation_weight <= 0 or not records:
+            return torch.zeros((), device=self.device)
+        distance = torch.zeros((), device=self.device)
+        for index, args, (nr_db, hlc_db) in records:
+            with torch.no_grad():
+                float_nr_db, float_hlc_db = self.float_system.networks[index](*args[:2])
+            distance = distance + (nr_db - float_nr_db).abs().mean() + (hlc_db - float_hlc_db).abs().mean()
+        return self.config.distillation_weight * distance / len(records)
 
     # ----- files -----
 

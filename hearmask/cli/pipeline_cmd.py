@@ -26,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--int8-dir", type=Path, default=None,
                         help="a `hearmask quantize` folder for the validate/fit/export/profile stages "
                              "(default: the shipped model's, when --model is not given)")
+    parser.add_argument("--audio-utterances", type=int, default=None, metavar="N",
+                        help="held-out mixtures of the validate stage's audio check (default: hearmask validate's, "
+                             "12; fewer make its verdict noise)")
     parser.add_argument("--skip-deploy", action="store_true",
                         help="stop after the model stage: no validate/fit/export/profile (a quick look)")
     add_report_arguments(parser)
@@ -33,9 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hearmask.errors import HearmaskError
     from hearmask.pipeline import run_pipeline
 
+    if args.audio_utterances is not None and args.audio_utterances < 1:
+        raise HearmaskError(f"--audio-utterances must be >= 1, got {args.audio_utterances}")
     report = run_pipeline(args.out, audiogram_name=args.audiogram, snr_db=args.snr, seed=args.seed,
-                          model_path=args.model, int8_dir=args.int8_dir, deploy=not args.skip_deploy)
+                          model_path=args.model, int8_dir=args.int8_dir, deploy=not args.skip_deploy,
+                          audio_utterances=args.audio_utterances)
     emit_result(args, report, (Path(args.out) / "report.md").read_text())
     return 0

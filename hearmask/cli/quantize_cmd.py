@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="QAT batch size (default 8)")
     parser.add_argument("--segment-seconds", type=float, default=0.5,
                         help="QAT segment length in seconds (default 0.5; the recurrence runs frame by frame)")
+    parser.add_argument("--distillation-weight", type=float, default=0.0, metavar="W",
+                        help="weight of a term pulling the QAT masks (dB) towards the float model's on the same "
+                             "input, beside the task losses (default 0: task losses only)")
     parser.add_argument("--resume", action="store_true", help="continue the QAT run in OUT_DIR")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_report_arguments(parser)
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = QatConfig(steps=args.qat_steps, calibration_batches=args.calibration_batches,
                        learning_rate=args.learning_rate, batch_size=args.batch_size,
-                       segment_seconds=args.segment_seconds)
+                       segment_seconds=args.segment_seconds, distillation_weight=args.distillation_weight)
     with warnings.catch_warnings():
         # Brevitas notes on every linear with a zero-point input that it does not track the
         # accumulator's zero point; the int8 graph does not need it (biases are int32 at s_in·s_w).

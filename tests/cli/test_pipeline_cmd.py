@@ -62,12 +62,13 @@ def test_pipeline_with_a_missing_model_is_a_clear_error(tmp_path, capsys):
 def test_pipeline_deploy_stages_validate_fit_export_and_profile(trained_run, quantized_dir, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["pipeline", "--out", str(out), "--model", str(trained_run), "--int8-dir", str(quantized_dir),
-                 "--json"]) == 0
+                 "--audio-utterances", "1", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["stages"][-6:] == ["validate", "fit", "export", "profile", "cortex-m55", "report"]
     deploy = report["deploy"]
     validation = json.loads((out / "validation" / "report.json").read_text())
     assert deploy["validation"]["passed"] == validation["passed"]
+    assert deploy["validation"]["audio_utterances"] == validation["audio"]["conditions"]["utterances"] == 1
     profile = json.loads((out / "profile" / "report.json").read_text())
     assert profile["device"]["kind"] == "emulated" and deploy["profile"]["device"] == profile["device"]
     assert profile["validation"]["bit_exact"] is True  # the bundle's agent runs the golden's kernels

@@ -75,3 +75,41 @@ def test_invalid_settings_and_sources_are_clear_errors(tmp_path, helpers):
         helpers.fast_qat_config(segment_seconds=0.01)
     with pytest.raises(HearmaskError, match="no checkpoint at"):
         QatTrainer(tmp_path / "nothing", tmp_path / "out", helpers.fast_qat_config(), progress=False)
+
+
+def test_distillation_adds_the_weighted_mask_distance_to_the_float_model(trained_run, tmp_path, helpers):
+    """With a distillation weight, the QAT loss is the task loss plus weight × mean |dB difference| of the
+    QAT masks from the frozen float network's on the same input."""
+    trainer = QatTrainer(trained_run, tmp_path, helpers.fast_qat_config(steps=0, distillation_weight=3.0),
+                         progress=False)
+    trainer.run()  # calibrates
+    batch = trainer.data.train_batch(0)
+    with torch.no_grad(), trainer._mask_recorder() as records:
+        trainer.loss(trainer.qat_system, batch.noisy, batch.clean, batch.audiogram, batch.channel_loss_db)
+        distillation = trainer._distillation(records)
+    assert len(records) == 1
+    index, args, (nr_db, hlc_db) = records[0]
+    with torch.no_grad():
+        float_nr_db, float_hlc_db = trainer.float_system.networks[0](*args[:2])
+    expected = 3.0 * ((nr_db - float_nr_db).abs().mean() + (hlc_db - float_hlc_db).abs().mean())
+    assert float(distillation) == pytest.approx(float(expected), rel=1e-6) and float(distillation) > 0
+    # Weight 0 records nothing and adds nothing.
+    plain = QatTrainer(trained_run, tmp_path / "plain", helpers.fast_qat_config(steps=0), progress=False)
+    with plain._mask_recorder() as records:
+        plain.loss(plain.qat_system, batch.noisy, batch.clean, batch.audiogram, batch.channel_loss_db)
+    assert records == [] and float(plain._distillation(records)) == 0.0
+
+
+def test_a_checkpoint_written_before_a_setting_existed_resumes_with_its_default(trained_run, tmp_path, helpers):
+    import json
+
+    QatTrainer(trained_run, tmp_path, helpers.fast_qat_config(steps=1), progress=False).run()
+    path = tmp_path / QAT_CHECKPOINT_NAME
+    document = json.loads(path.read_text())
+    del document["qat_config"]["distillation_weight"]  # as session-2 checkpoints were written
+    path.write_text(json.dumps(document))
+    resumed = QatTrainer(trained_run, tmp_path, helpers.fast_qat_config(steps=2), resume=True, progress=False)
+    assert resumed.step == 1
+    with pytest.raises(HearmaskError, match="only --qat-steps may change"):
+        QatTrainer(trained_run, tmp_path, helpers.fast_qat_config(steps=2, distillation_weight=1.0), resume=True,
+                   progress=False)
