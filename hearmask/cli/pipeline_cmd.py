@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "(default: the shipped model's, when --model is not given)")
     parser.add_argument("--audio-utterances", type=int, default=None, metavar="N",
                         help="held-out mixtures of the validate stage's audio check (default: hearmask validate's, "
-                             "12; fewer make its verdict noise)")
+                             "24; fewer make its verdict noise)")
     parser.add_argument("--skip-deploy", action="store_true",
                         help="stop after the model stage: no validate/fit/export/profile (a quick look)")
     add_report_arguments(parser)

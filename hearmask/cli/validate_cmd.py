@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     # The default lives in hearmask.quantize.validate (AUDIO_UTTERANCES); importing it here would load
     # torch for every hearmask command, so None means "that default" and the handler resolves it.
     parser.add_argument("--audio-utterances", type=int, default=None, metavar="N",
-                        help="held-out mixtures of the audio check (default 12: fewer leave the mean "
+                        help="held-out mixtures of the audio check (default 24: fewer leave the mean "
                         "HASPI delta's standard error above its 0.01 threshold; 0 skips the check, which the report "
                         "and the summary line then say)")
     parser.add_argument("--audio-seconds", type=float, default=2.5,
