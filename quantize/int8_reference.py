@@ -183,6 +183,14 @@ def quantize_multiplier(real_multiplier: float) -> tuple[int, int]:
     return multiplier, shift
 
 
+def requantization_multiplier(first_scale: float, second_scale: float, output_scale: float) -> float:
+    """``s_a·s_b / s_out`` (FULLY_CONNECTED: input and weight scale; MUL: the two input scales) of
+    float32 scales, in double: the multiplier that predicts every FC and MUL output of LiteRT and TFLM
+    on our models (``kernel_arithmetic``)."""
+    first, second, output = (float(np.float32(scale)) for scale in (first_scale, second_scale, output_scale))
+    return first * second / output
+
+
 def requantize(accumulator: np.ndarray, real_multiplier: float, rounding: str = "double") -> np.ndarray:
     """``accumulator · real_multiplier`` rounded to an integer as the kernels do (see the module docstring):
     ``"double"`` (gemmlowp high multiply, then rounding shift) or ``"single"`` (one rounding)."""

@@ -78,7 +78,7 @@ from torch import nn
 
 from hearmask.model.network import MaskNet, MaskNetConfig, hlc_span_db, mask_db_from_fractions
 from hearmask.model.recurrent import PrimitiveGruCell
-from hearmask.quantize.int8_reference import requantize
+from hearmask.quantize.int8_reference import requantization_multiplier, requantize
 from hearmask.quantize.quant_spec import QuantSpec
 from hearmask.quantize.quantizers import (
     AudiogramInputQuant,
@@ -173,11 +173,8 @@ def _centred_codes(tensor: IntQuantTensor) -> torch.Tensor:
     return torch.round(tensor.value / tensor.scale).to(torch.int64)
 
 
-def _real_multiplier(*scales: torch.Tensor) -> float:
-    """``a·b / out`` of float32 scales in double, as the kernels' Prepare computes it (measured: every
-    FULLY_CONNECTED and MUL output of LiteRT and TFLM predicted with it, see ``kernel_arithmetic``)."""
-    first, second, output = (float(np.float32(float(scale.reshape(-1)[0]))) for scale in scales)
-    return first * second / output
+def _scale_value(scale: torch.Tensor) -> float:
+    return float(scale.reshape(-1)[0])
 
 
 def _requantized(reference: IntQuantTensor, accumulator: torch.Tensor, real_multiplier: float,
@@ -199,7 +196,8 @@ def _linear(linear: QuantLinear, inputs: IntQuantTensor, rounding: str | None) -
     accumulator = _centred_codes(inputs) @ _centred_codes(weight).T
     if linear.bias is not None:
         accumulator = accumulator + _centred_codes(linear.bias_quant(linear.bias, inputs, weight))
-    return _requantized(output, accumulator, _real_multiplier(inputs.scale, weight.scale, output.scale), rounding)
+    multiplier = requantization_multiplier(*(_scale_value(t.scale) for t in (inputs, weight, output)))
+    return _requantized(output, accumulator, multiplier, rounding)
 
 
 def _product(quantizer: QuantIdentity, first, second, rounding: str | None):
@@ -208,7 +206,8 @@ def _product(quantizer: QuantIdentity, first, second, rounding: str | None):
     if rounding is None or not isinstance(output, IntQuantTensor):
         return output
     accumulator = _centred_codes(first) * _centred_codes(second)
-    return _requantized(output, accumulator, _real_multiplier(first.scale, second.scale, output.scale), rounding)
+    multiplier = requantization_multiplier(*(_scale_value(t.scale) for t in (first, second, output)))
+    return _requantized(output, accumulator, multiplier, rounding)
 
 
 @contextmanager

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from hearmask.model.network import mask_fractions_from_db
-from hearmask.quantize.int8_reference import float_rounded_table, logistic_table, requantize, tanh_table
+from hearmask.quantize.int8_reference import (float_rounded_table, logistic_table, requantization_multiplier,
+                                              requantize, tanh_table)
 from hearmask.quantize.quant_spec import SIGMOID_OUTPUT, STATE, QuantSpec
 from hearmask.quantize.scale_check import PASS_THROUGH_OPS, quant_point_of
 
@@ -208,16 +209,14 @@ def _requantization_inputs(summary, tensor_of, op) -> tuple[np.ndarray, float]:
         first, second = (tensors[i].quantization for i in op.inputs[:2])
         accumulator = ((tensor_of(op.inputs[0]).astype(np.int64) - first.zero_point)
                        * (tensor_of(op.inputs[1]).astype(np.int64) - second.zero_point))
-        real = float(np.float32(first.scale)) * float(np.float32(second.scale)) / float(np.float32(output.scale))
-        return accumulator, real
+        return accumulator, requantization_multiplier(first.scale, second.scale, output.scale)
     inputs, weights = op.inputs[0], op.inputs[1]  # FULLY_CONNECTED
     input_spec, weight_spec = tensors[inputs].quantization, tensors[weights].quantization
     accumulator = ((tensor_of(inputs).astype(np.int64) - input_spec.zero_point)
                    @ tensor_of(weights).astype(np.int64).T)
     if len(op.inputs) > 2 and op.inputs[2] >= 0:
         accumulator = accumulator + tensor_of(op.inputs[2]).astype(np.int64)
-    real = float(np.float32(input_spec.scale)) * float(np.float32(weight_spec.scale)) / float(np.float32(output.scale))
-    return accumulator, real
+    return accumulator, requantization_multiplier(input_spec.scale, weight_spec.scale, output.scale)
 
 
 def kernel_arithmetic(runtime, constants_runtime, features: np.ndarray, audiogram: np.ndarray, hops: int,
