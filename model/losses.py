@@ -10,6 +10,15 @@
 reference signal is delayed by the same latency before the auditory model sees it.
 For the cascade, the HLC stage's input and reference are the NR stage's output.
 
+Optional end-to-end term (joint, ``combined_weight`` > 0):
+``D(HI(x·M_NR·M_HLC; audiogram), NH(clean))`` — the impaired ear hearing the output at the
+default working point (alpha, beta) = (1, 1) should respond like a normal ear hearing clean
+speech. Why: with the two task losses alone the HLC head learns to compensate the
+*unattenuated* input, so wherever the NR mask attenuates speech the impaired listener loses
+it uncompensated (measured in issue 4: NR at alpha = 1 cost impaired listeners 0.02–0.10
+HASPI). The term mirrors how HASPI scores the output (impaired model of the output vs normal
+model of the clean reference); the two task losses stay, so each mask alone keeps its meaning.
+
 Optional auxiliary NR term (``nr_mask_weight`` > 0): L1 between the NR mask and the
 band ideal ratio mask ``10·log10(P_clean / (P_clean + P_noise))`` (clipped to the mask's
 range, on the network's own bands, interpolated to bins), divided by the floor's size so
@@ -53,6 +62,7 @@ class LossTerms:
     total: torch.Tensor
     nr: torch.Tensor
     hlc: torch.Tensor
+    combined: torch.Tensor | None = None  # end-to-end (1, 1) term, when enabled
 
     def as_floats(self) -> dict[str, float]:
         return {"loss": float(self.total.detach()), "nr_loss": float(self.nr.detach()), "hlc_loss": float(self.hlc.detach())}
@@ -62,8 +72,12 @@ class MultiTaskLoss(nn.Module):
     """The loss of a :class:`HearingAidSystem` variant; holds the learned uncertainty weights."""
 
     def __init__(self, auditory_model: AuditoryModel, variant: str, weighting: str = "uncertainty",
-                 nr_weight: float = 1.0, hlc_weight: float = 1.0, distance: str = "l1", nr_mask_weight: float = 0.0):
+                 nr_weight: float = 1.0, hlc_weight: float = 1.0, distance: str = "l1", nr_mask_weight: float = 0.0,
+                 combined_weight: float = 0.0):
         super().__init__()
+        if combined_weight > 0 and variant != "joint":
+            raise HearmaskError(f"combined_weight applies to variant 'joint' only, got variant {variant!r}")
+        self.combined_weight = combined_weight
         self.nr_mask_weight = nr_mask_weight
         self.auditory_model = auditory_model
         self.variant = variant
@@ -83,20 +97,27 @@ class MultiTaskLoss(nn.Module):
         nr_db, hlc_db = system.masks_db(spectrum, audiogram)
         zero = noisy.new_zeros(())
         nr_loss = hlc_loss = zero
-        mask_loss = zero
+        extra_terms = zero  # the optional auxiliary and end-to-end terms, already weighted
+        # NH(clean): the reference of every term but the HLC-only one.
+        clean_heard = hear(delay_signal(clean, latency)) if self.variant != "hlc" else None
         if self.variant in ("joint", "nr", "cascade"):
             denoised = system.synthesize(spectrum, nr_db, length)
-            nr_loss = auditory_distance(hear(denoised), hear(delay_signal(clean, latency)), self.distance)
+            nr_loss = auditory_distance(hear(denoised), clean_heard, self.distance)
             if self.nr_mask_weight > 0:
-                mask_loss = self.nr_mask_weight * band_irm_mask_loss(system, spectrum, clean, nr_db)
+                extra_terms = self.nr_mask_weight * band_irm_mask_loss(system, spectrum, clean, nr_db)
         if self.variant in ("joint", "hlc"):
             compensated = system.synthesize(spectrum, hlc_db, length)
             target = hear(delay_signal(noisy, latency))
             hlc_loss = auditory_distance(hear(compensated, channel_loss_db), target, self.distance)
+        combined_loss = None
+        if self.combined_weight > 0:
+            both = system.synthesize(spectrum, nr_db + hlc_db, length)
+            combined_loss = auditory_distance(hear(both, channel_loss_db), clean_heard, self.distance)
+            extra_terms = extra_terms + self.combined_weight * combined_loss
         if self.variant == "cascade":
             compensated = system.synthesize(spectrum, nr_db + hlc_db, length)
             hlc_loss = auditory_distance(hear(compensated, channel_loss_db), hear(denoised), self.distance)
-        return LossTerms(self._combine(nr_loss, hlc_loss) + mask_loss, nr_loss, hlc_loss)
+        return LossTerms(self._combine(nr_loss, hlc_loss) + extra_terms, nr_loss, hlc_loss, combined_loss)
 
     def _combine(self, nr_loss: torch.Tensor, hlc_loss: torch.Tensor) -> torch.Tensor:
         active = {"joint": (1, 1), "nr": (1, 0), "hlc": (0, 1), "cascade": (1, 1)}[self.variant]

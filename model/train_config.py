@@ -15,6 +15,7 @@ Example (every section and key optional; defaults are the shipped recipe)::
     hlc_weight = 1.0
     distance = "l1"             # l1 | mse on auditory-model outputs
     nr_mask_weight = 0.0        # auxiliary band ideal-ratio-mask loss on the NR mask (0 = off)
+    combined_weight = 0.0       # joint only: end-to-end term HI(x·M_NR·M_HLC) vs NH(clean) (0 = off)
 
     [data]
     sources = ["real", "flite", "espeak"]
@@ -36,6 +37,7 @@ Example (every section and key optional; defaults are the shipped recipe)::
     learning_rate = 1e-3
     gradient_clip = 1.0
     threads = 0                 # torch intra-op threads; 0 = torch's default
+    init_from = ""              # warm start: a checkpoint (or run dir) whose model weights start this run
 
 Unknown sections or keys are errors that list what is accepted (a typo must not silently
 fall back to a default). Configuration is passed explicitly; nothing reads a global.
@@ -74,6 +76,7 @@ class TaskSection:
     hlc_weight: float = 1.0
     distance: str = "l1"  # distance between auditory-model outputs
     nr_mask_weight: float = 0.0  # weight of the auxiliary NR mask loss (band IRM target); 0 = paper's objective only
+    combined_weight: float = 0.0  # joint only: weight of the (1, 1) end-to-end term; 0 = the two task losses only
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class TrainSection:
     learning_rate: float = 1e-3
     gradient_clip: float = 1.0  # max gradient norm
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    init_from: str = ""  # checkpoint or run dir whose model weights initialise this run (fine-tuning)
 
 
 @dataclass(frozen=True)
@@ -212,6 +216,11 @@ def validate_train_config(config: TrainConfig, source: str = "config") -> None:
         raise HearmaskError(f"{source}: [task] distance {task.distance!r}; accepted: {', '.join(DISTANCES)}")
     if task.nr_mask_weight < 0:
         raise HearmaskError(f"{source}: [task] nr_mask_weight must be >= 0, got {task.nr_mask_weight}")
+    if task.combined_weight < 0:
+        raise HearmaskError(f"{source}: [task] combined_weight must be >= 0, got {task.combined_weight}")
+    if task.combined_weight > 0 and task.variant != "joint":
+        raise HearmaskError(f"{source}: [task] combined_weight applies to variant 'joint' only, "
+                            f"got variant {task.variant!r} with combined_weight {task.combined_weight}")
     if task.nr_weight < 0 or task.hlc_weight < 0:
         raise HearmaskError(f"{source}: [task] weights must be >= 0, got {task.nr_weight}, {task.hlc_weight}")
     if len(data.snr_db) != 2 or data.snr_db[0] > data.snr_db[1]:

@@ -155,7 +155,9 @@ class Trainer:
         self.auditory_model = AuditoryModel(auditory_model_config(config, stft_config.sample_rate_hz))
         task = config.task
         loss = MultiTaskLoss(self.auditory_model, task.variant, task.weighting, task.nr_weight, task.hlc_weight,
-                             task.distance, task.nr_mask_weight)
+                             task.distance, task.nr_mask_weight, task.combined_weight)
+        if config.train.init_from and not resume:
+            self._warm_start(config.train.init_from)
         self.module = TrainingModule(self.system, loss).to(self.device)
         self.optimizer = torch.optim.Adam(self.module.parameters(), lr=config.train.learning_rate)
         self.step = 0
@@ -340,6 +342,23 @@ class Trainer:
         self.best_val_loss = float(progress["best_val_loss"])
         self.elapsed_s = float(progress["elapsed_s"])
         self._truncate_log()
+
+    def _warm_start(self, path: str) -> None:
+        """Start from the model weights of another checkpoint (fine-tuning: fresh optimiser, step 0).
+
+        The checkpoint must describe the same model (variant, STFT, networks), so only the
+        recipe (losses, data, learning rate) differs from the run it came from.
+        """
+        from hearmask.model.system_io import load_system, system_description
+
+        initial, _ = load_system(path)
+        keys = ("variant", "stft", "networks")
+        ours, theirs = system_description(self.system), system_description(initial)
+        differing = [key for key in keys if json.dumps(ours[key], sort_keys=True) != json.dumps(theirs[key], sort_keys=True)]
+        if differing:
+            raise HearmaskError(f"[train] init_from {path!r}: that checkpoint's model differs from this config's "
+                                f"in {differing}; a warm start needs the same variant, STFT and network sizes")
+        self.system.load_state_dict(initial.state_dict())
 
     def _truncate_log(self) -> None:
         """Drop log rows written after the checkpoint (an interruption between the two writes)."""

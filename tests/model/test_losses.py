@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from hearmask.errors import HearmaskError
 from hearmask.model.auditory import AuditoryModel
 from hearmask.model.losses import MultiTaskLoss, band_irm_mask_loss, delay_signal
 from hearmask.model.stft_config import shipped_stft_config
@@ -84,3 +85,29 @@ def test_band_irm_loss_is_zero_at_its_target_and_positive_elsewhere(signals):
 def test_delay_signal():
     signal = torch.arange(1.0, 6.0)[None]
     assert delay_signal(signal, 2).tolist() == [[0.0, 0.0, 1.0, 2.0, 3.0]]
+
+
+def test_end_to_end_term_scores_the_product_of_both_masks(signals):
+    clean, noisy = signals
+    impaired = torch.full((2, 32), 40.0)
+    plain = MultiTaskLoss(AuditoryModel(), "joint", weighting="fixed")
+    with_term = MultiTaskLoss(AuditoryModel(), "joint", weighting="fixed", combined_weight=2.0)
+    # On clean input with no loss and identity masks the term is zero, like the task losses.
+    identity = with_term(FixedMasks("joint", 0.0, 0.0), clean, clean, torch.zeros(2, 8), torch.zeros(2, 32))
+    assert float(identity.combined) < 1e-6
+    # The NR mask cuts 10 dB and the HLC gives 10 dB back: the product is the identity, so the
+    # term equals the HI-vs-NH(clean) distance of the unmasked noisy input, whatever each mask alone does.
+    cancelled = with_term(FixedMasks("joint", -10.0, 10.0), noisy, clean, torch.zeros(2, 8), impaired)
+    unmasked = with_term(FixedMasks("joint", 0.0, 0.0), noisy, clean, torch.zeros(2, 8), impaired)
+    assert float(cancelled.combined) == pytest.approx(float(unmasked.combined), rel=1e-5)
+    base = plain(FixedMasks("joint", -10.0, 10.0), noisy, clean, torch.zeros(2, 8), impaired)
+    assert base.combined is None
+    assert float(cancelled.total) == pytest.approx(float(base.total) + 2.0 * float(cancelled.combined), rel=1e-5)
+    # A gain for the impaired ear lowers the term (the product is what the listener hears).
+    gained = with_term(FixedMasks("joint", 0.0, 20.0), noisy, clean, torch.zeros(2, 8), impaired)
+    assert float(gained.combined) < float(unmasked.combined)
+
+
+def test_end_to_end_term_is_refused_outside_the_joint_variant():
+    with pytest.raises(HearmaskError, match="joint' only, got variant 'cascade'"):
+        MultiTaskLoss(AuditoryModel(), "cascade", weighting="fixed", combined_weight=1.0)

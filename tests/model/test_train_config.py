@@ -30,6 +30,8 @@ def test_values_and_model_overrides(tmp_path):
     ({"data": {"snr_db": [10, 0]}}, "low <= high"),
     ({"train": {"batch_size": 0}}, "batch_size must be >= 1"),
     ({"data": {"noise_dir": "/x"}}, "need clean_dir"),
+    ({"task": {"combined_weight": -1.0}}, "combined_weight must be >= 0, got -1.0"),
+    ({"task": {"variant": "nr", "combined_weight": 1.0}}, "applies to variant 'joint' only, got variant 'nr'"),
 ])
 def test_bad_values_name_the_key(document, fragment):
     with pytest.raises(HearmaskError) as info:

@@ -141,3 +141,17 @@ def test_resume_accepts_a_checkpoint_that_stored_a_derived_buffer(corpus, tmp_pa
     Trainer(small_config(corpus, 4), run, resume=True, progress=False).run()
     _, resumed = load_checkpoint(run / "checkpoint.json")
     assert resumed["progress"]["step"] == 4
+
+
+def test_warm_start_takes_the_weights_and_refuses_another_model(corpus, tmp_path):
+    Trainer(small_config(corpus, 2), tmp_path / "first", progress=False).run()
+    source = str(tmp_path / "first" / "checkpoint.json")
+    warm = Trainer(small_config(corpus, 2, init_from=source, seed=9), tmp_path / "warm", progress=False)
+    first = weights(tmp_path / "first")
+    assert all(torch.equal(first[name], tensor) for name, tensor in warm.system.state_dict().items())
+    cold = Trainer(small_config(corpus, 2, seed=9), tmp_path / "cold", progress=False)
+    assert any(not torch.equal(first[name], tensor) for name, tensor in cold.system.state_dict().items())
+    wider = train_config_from_dict({**small_config(corpus, 2).to_dict(), "model": {"hidden_size": 24, "encoder_size": 16},
+                                    "train": {**small_config(corpus, 2).to_dict()["train"], "init_from": source}})
+    with pytest.raises(HearmaskError, match="differs from this config's in \\['networks'\\]"):
+        Trainer(wider, tmp_path / "wider", progress=False)
