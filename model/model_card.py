@@ -43,7 +43,7 @@ def model_card_markdown(checkpoint_path: str | Path, evaluation_markdown: str | 
         f"[{network['nr_floor_db']}, 0] dB and an HLC gain in "
         f"[{network['hlc_min_db']}, +{network['hlc_max_db']}] dB per bin, capped per bin at "
         f"{network.get('hlc_ceiling_offset_db', 0):g} dB + {network.get('hlc_ceiling_loss_fraction', 0):g} x the "
-        "listener's loss in dB HL (the half-gain rule at 0.5)).",
+        "listener's loss in dB HL (0.5 would be the half-gain rule)).",
         f"- Parameters: **{description['parameters']:,}**; compute: **{description['macs_per_second'] / 1e6:.2f} M MAC/s** "
         f"of audio (analytic count of the step form).",
         f"- Algorithmic latency: **{description['algorithmic_latency_ms']:g} ms** at {description['sample_rate_hz']} Hz "
@@ -53,7 +53,12 @@ def model_card_markdown(checkpoint_path: str | Path, evaluation_markdown: str | 
         "## Training",
         "",
         f"- Objective: auditory-model losses (NR: NH(x·M_NR) vs NH(clean); HLC: HI(x·M_HLC; audiogram) vs NH(x)), "
-        f"{task.get('distance')} distance, {task.get('weighting')} weighting.",
+        f"{task.get('distance')} distance, {task.get('weighting')} weighting"
+        + (f" (NR {task.get('nr_weight'):g} : HLC {task.get('hlc_weight'):g})" if task.get("weighting") == "fixed" else "")
+        + (f"; plus the end-to-end term HI(x·M_NR·M_HLC; audiogram) vs NH(clean), weight {task['combined_weight']:g}"
+           if task.get("combined_weight") else "") + ".",
+        *([f"- Warm start: this run began from the weights of `{train['init_from']}` (fresh optimiser; the step "
+           "counts below are this run's own)."] if train.get("init_from") else []),
         f"- Data: speech sources {data.get('sources')} (real recorded fr/it/ru asterisk prompts + flite + espeak-ng), "
         f"{data.get('segment_seconds')} s segments, SNR {data.get('snr_db')} dB, procedural noise; audiograms uniform over "
         "NH, N1–N7, S1–S3 with ±10 dB jitter.",

@@ -23,3 +23,18 @@ def test_card_lists_size_training_and_evaluation(tmp_path):
     assert "**300** x batch 8" in card and "2.0 h of audio" in card  # 300 · 8 · 3 s
     assert "| 300 | 1.5000 | 1.7500 | 0.6000 | 1.1500 |" in card
     assert "| joint | 0.7 |" in card
+
+
+def test_card_states_the_end_to_end_term_and_the_warm_start(tmp_path):
+    config = shipped_stft_config("default")
+    system = HearingAidSystem("joint", config, build_masknet_configs("joint", config, "default", {}))
+    task = {"distance": "l1", "weighting": "fixed", "nr_weight": 4.0, "hlc_weight": 1.0, "combined_weight": 2.0}
+    metadata = {"progress": {"step": 10, "elapsed_s": 60, "world_size": 1},
+                "train_config": {"train": {"batch_size": 8, "init_from": "/runs/first"}, "data": {}, "task": task}}
+    card = model_card_markdown(save_system(tmp_path / "best.json", system, metadata))
+    assert "fixed weighting (NR 4 : HLC 1); plus the end-to-end term HI(x·M_NR·M_HLC; audiogram) vs NH(clean), weight 2." in card
+    assert "began from the weights of `/runs/first`" in card
+    plain = {**task, "combined_weight": 0.0}
+    metadata["train_config"] = {"train": {"batch_size": 8}, "data": {}, "task": plain}
+    card = model_card_markdown(save_system(tmp_path / "other.json", system, metadata))
+    assert "end-to-end" not in card and "Warm start" not in card
