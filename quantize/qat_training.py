@@ -116,7 +116,9 @@ class QatTrainer:
         train_config = dataclasses.replace(
             train_config,
             data=dataclasses.replace(train_config.data, segment_seconds=config.segment_seconds),
-            train=dataclasses.replace(train_config.train, batch_size=config.batch_size),
+            # init_from named the float run's own starting weights: nothing to load here (and the
+            # path need not exist on this machine).
+            train=dataclasses.replace(train_config.train, batch_size=config.batch_size, init_from=""),
         )
         # The trainer provides the data stream and the loss; it writes nothing unless run.
         self.data = Trainer(train_config, self.out_dir / ".qat-data", progress=False)

@@ -120,7 +120,7 @@ def validation_inputs(qat_metadata: dict, float_system, utterances: int, seconds
     config = train_config_from_dict(source_metadata["train_config"], str(source))
     config = dataclasses.replace(
         config, data=dataclasses.replace(config.data, segment_seconds=seconds),
-        train=dataclasses.replace(config.train, batch_size=utterances, validation_batches=1))
+        train=dataclasses.replace(config.train, batch_size=utterances, validation_batches=1, init_from=""))
     with tempfile.TemporaryDirectory() as scratch:
         batch = Trainer(config, Path(scratch) / "validation", progress=False).validation_batches()[0]
     with torch.no_grad():

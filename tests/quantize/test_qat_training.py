@@ -113,3 +113,22 @@ def test_a_checkpoint_written_before_a_setting_existed_resumes_with_its_default(
     with pytest.raises(HearmaskError, match="only --qat-steps may change"):
         QatTrainer(trained_run, tmp_path, helpers.fast_qat_config(steps=2, distillation_weight=1.0), resume=True,
                    progress=False)
+
+
+def test_a_warm_started_run_quantizes_without_its_starting_checkpoint(trained_run, corpus, tmp_path, helpers):
+    import shutil
+
+    from hearmask.model.train_config import train_config_from_dict
+    from hearmask.model.trainer import Trainer
+
+    start = tmp_path / "start"
+    shutil.copytree(trained_run, start)
+    config = train_config_from_dict({
+        "data": {"clean_dir": str(corpus / "clean"), "noise_dir": str(corpus / "noise"), "segment_seconds": 0.5},
+        "model": {"hidden_size": 16, "encoder_size": 16},
+        "train": {"steps": 2, "steps_per_epoch": 2, "batch_size": 2, "validation_batches": 1, "init_from": str(start)},
+    })
+    Trainer(config, tmp_path / "warm", progress=False).run()
+    shutil.rmtree(start)  # as on another machine: the path the run started from is gone
+    summary = QatTrainer(tmp_path / "warm", tmp_path / "qat", helpers.fast_qat_config(steps=1), progress=False).run()
+    assert summary["step"] == 1
