@@ -18,6 +18,9 @@ speech. Why: with the two task losses alone the HLC head learns to compensate th
 it uncompensated (measured in issue 4: NR at alpha = 1 cost impaired listeners 0.02–0.10
 HASPI). The term mirrors how HASPI scores the output (impaired model of the output vs normal
 model of the clean reference); the two task losses stay, so each mask alone keeps its meaning.
+Measured (session 4, `benchmarks/RESULTS.md`): at weight 2 beside NR 4 : HLC 1, 2,750
+warm-started steps left the term's validation value (1.82 -> 1.81) and dev-set HASPI at (1, 1)
+about unchanged; a larger weight is untried.
 
 Optional auxiliary NR term (``nr_mask_weight`` > 0): L1 between the NR mask and the
 band ideal ratio mask ``10·log10(P_clean / (P_clean + P_noise))`` (clipped to the mask's
