@@ -46,7 +46,7 @@ fall back to a default). Configuration is passed explicitly; nothing reads a glo
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +169,16 @@ def train_config_from_dict(document: dict[str, Any], source: str = "config") -> 
     config = TrainConfig(**sections)
     validate_train_config(config, source)
     return config
+
+
+def data_source_config(config: TrainConfig, segment_seconds: float, batch_size: int, **train_fields) -> TrainConfig:
+    """``config`` for a Trainer used only to draw a run's data and losses (QAT, validation).
+
+    Other segment length and batch size; no warm start: ``init_from`` named the run's own
+    starting weights, which are not needed here and need not exist on this machine.
+    """
+    return replace(config, data=replace(config.data, segment_seconds=segment_seconds),
+                   train=replace(config.train, batch_size=batch_size, init_from="", **train_fields))
 
 
 def load_train_config(path: str | Path) -> TrainConfig:

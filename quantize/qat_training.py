@@ -20,7 +20,6 @@ through the quantizers.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import time
@@ -99,7 +98,7 @@ class QatTrainer:
 
     def __init__(self, source: str | Path, out_dir: str | Path, config: QatConfig = QatConfig(), *,
                  resume: bool = False, progress: bool = True):
-        from hearmask.model.train_config import train_config_from_dict
+        from hearmask.model.train_config import data_source_config, train_config_from_dict
         from hearmask.model.trainer import Trainer
 
         self.source_path = resolve_source_checkpoint(source)
@@ -113,13 +112,7 @@ class QatTrainer:
             raise HearmaskError(f"{self.source_path}: the checkpoint has no train_config; QAT fine-tunes on the "
                                 "data and losses the model was trained with (a checkpoint written by hearmask train)")
         train_config = train_config_from_dict(metadata["train_config"], str(self.source_path))
-        train_config = dataclasses.replace(
-            train_config,
-            data=dataclasses.replace(train_config.data, segment_seconds=config.segment_seconds),
-            # init_from named the float run's own starting weights: nothing to load here (and the
-            # path need not exist on this machine).
-            train=dataclasses.replace(train_config.train, batch_size=config.batch_size, init_from=""),
-        )
+        train_config = data_source_config(train_config, config.segment_seconds, config.batch_size)
         # The trainer provides the data stream and the loss; it writes nothing unless run.
         self.data = Trainer(train_config, self.out_dir / ".qat-data", progress=False)
         self.device = self.data.device

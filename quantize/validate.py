@@ -108,19 +108,16 @@ class Thresholds:
 def validation_inputs(qat_metadata: dict, float_system, utterances: int, seconds: float) -> list[list[tuple]]:
     """Held-out inputs per network: the validation split of the data the model was trained on
     (``utterances`` mixtures of ``seconds``), as ``[(features (K, F), audiogram (8,)), ...]``."""
-    import dataclasses
     import tempfile
 
     from hearmask.model.checkpoint import load_checkpoint
-    from hearmask.model.train_config import train_config_from_dict
+    from hearmask.model.train_config import data_source_config, train_config_from_dict
     from hearmask.model.trainer import Trainer
 
     source = Path(qat_metadata["source_checkpoint"]["path"])
     _, source_metadata = load_checkpoint(source)
     config = train_config_from_dict(source_metadata["train_config"], str(source))
-    config = dataclasses.replace(
-        config, data=dataclasses.replace(config.data, segment_seconds=seconds),
-        train=dataclasses.replace(config.train, batch_size=utterances, validation_batches=1, init_from=""))
+    config = data_source_config(config, seconds, utterances, validation_batches=1)
     with tempfile.TemporaryDirectory() as scratch:
         batch = Trainer(config, Path(scratch) / "validation", progress=False).validation_batches()[0]
     with torch.no_grad():
