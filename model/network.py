@@ -59,6 +59,11 @@ INITIAL_HLC_DB = 0.0  # the HLC range must contain it
 INITIAL_HLC_FRACTION = 0.9
 
 
+# MaskNetConfig fields that set the heads' output ranges in dB; they scale sigmoids and own no
+# weights, so a trained network can be fine-tuned to other values (Trainer's warm start).
+OUTPUT_RANGE_FIELDS = ("nr_floor_db", "hlc_min_db", "hlc_max_db", "hlc_ceiling_loss_fraction", "hlc_ceiling_offset_db")
+
+
 @dataclass(frozen=True)
 class MaskNetConfig:
     """Architecture of :class:`MaskNet`; with the weights it rebuilds the model."""

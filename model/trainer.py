@@ -346,18 +346,28 @@ class Trainer:
     def _warm_start(self, path: str) -> None:
         """Start from the model weights of another checkpoint (fine-tuning: fresh optimiser, step 0).
 
-        The checkpoint must describe the same model (variant, STFT, networks), so only the
-        recipe (losses, data, learning rate) differs from the run it came from.
+        The checkpoint must describe the same model (variant, STFT, network sizes); the heads'
+        output ranges (NR floor, HLC range and ceiling) may differ, since they scale the heads'
+        sigmoids without weights of their own: fine-tuning a trained model to a new range is
+        what a changed range in a warm start is for.
         """
+        from hearmask.model.network import OUTPUT_RANGE_FIELDS
         from hearmask.model.system_io import load_system, system_description
 
         initial, _ = load_system(path)
-        keys = ("variant", "stft", "networks")
-        ours, theirs = system_description(self.system), system_description(initial)
-        differing = [key for key in keys if json.dumps(ours[key], sort_keys=True) != json.dumps(theirs[key], sort_keys=True)]
+
+        def architecture(system) -> dict:
+            description = system_description(system)
+            networks = [{key: value for key, value in network.items() if key not in OUTPUT_RANGE_FIELDS}
+                        for network in description["networks"]]
+            return {"variant": description["variant"], "stft": description["stft"], "networks": networks}
+
+        ours, theirs = architecture(self.system), architecture(initial)
+        differing = [key for key in ours if json.dumps(ours[key], sort_keys=True) != json.dumps(theirs[key], sort_keys=True)]
         if differing:
             raise HearmaskError(f"[train] init_from {path!r}: that checkpoint's model differs from this config's "
-                                f"in {differing}; a warm start needs the same variant, STFT and network sizes")
+                                f"in {differing}; a warm start needs the same variant, STFT and network sizes "
+                                f"(only the output ranges {', '.join(OUTPUT_RANGE_FIELDS)} may differ)")
         self.system.load_state_dict(initial.state_dict())
 
     def _truncate_log(self) -> None:

@@ -56,8 +56,9 @@ equals the step form exactly); the GRU steps run frame by frame.
 
 **Integer requantization (validation only).** Brevitas computes each FULLY_CONNECTED and
 MUL in float and rounds once; the int8 kernels compute an int32 accumulator and rescale it
-with a 31-bit multiplier, rounding once (``single``) or twice (``double``, gemmlowp), which
-moves a few outputs in a thousand by one LSB (:mod:`hearmask.quantize.int8_reference`).
+with a 31-bit multiplier, rounding once (``single``) or twice (``double``, gemmlowp), or in
+float32 (``fp32``, XNNPACK), which moves a few outputs in a thousand by one LSB
+(:mod:`hearmask.quantize.int8_reference`).
 :func:`integer_requantization` makes the fake-quant model compute those two op types exactly
 as a given runtime does (same accumulator, same multiplier, same rounding; no gradient), so
 the golden chain can compare a runtime with the QAT model *in that runtime's arithmetic*
@@ -78,7 +79,7 @@ from torch import nn
 
 from hearmask.model.network import MaskNet, MaskNetConfig, hlc_span_db, mask_db_from_fractions
 from hearmask.model.recurrent import PrimitiveGruCell
-from hearmask.quantize.int8_reference import requantization_multiplier, requantize
+from hearmask.quantize.int8_reference import ROUNDINGS, requantize
 from hearmask.quantize.quant_spec import QuantSpec
 from hearmask.quantize.quantizers import (
     AudiogramInputQuant,
@@ -165,7 +166,6 @@ def float_linear_parameters(network: MaskNet) -> dict[str, tuple[np.ndarray, np.
 # ----- integer requantization of FULLY_CONNECTED and MUL (validation only) -----
 
 REQUANTIZED_OPS = ("FULLY_CONNECTED", "MUL")
-ROUNDINGS = ("single", "double")
 
 
 def _centred_codes(tensor: IntQuantTensor) -> torch.Tensor:
@@ -177,12 +177,12 @@ def _scale_value(scale: torch.Tensor) -> float:
     return float(scale.reshape(-1)[0])
 
 
-def _requantized(reference: IntQuantTensor, accumulator: torch.Tensor, real_multiplier: float,
+def _requantized(reference: IntQuantTensor, accumulator: torch.Tensor, scales: tuple[float, float, float],
                  rounding: str) -> IntQuantTensor:
     """``accumulator`` (int64) rescaled and rounded as a kernel does, on ``reference``'s grid (saturating)."""
     zero_point = int(round(float(reference.zero_point.reshape(-1)[0])))
     low, high = (-128, 127) if reference.signed else (0, 255)  # Brevitas unsigned codes = int8 codes + 128
-    codes = np.clip(requantize(accumulator.cpu().numpy(), real_multiplier, rounding) + zero_point, low, high)
+    codes = np.clip(requantize(accumulator.cpu().numpy(), scales, rounding) + zero_point, low, high)
     value = torch.as_tensor(codes - zero_point, dtype=reference.value.dtype) * reference.scale
     return _with_value(reference, value)
 
@@ -196,8 +196,8 @@ def _linear(linear: QuantLinear, inputs: IntQuantTensor, rounding: str | None) -
     accumulator = _centred_codes(inputs) @ _centred_codes(weight).T
     if linear.bias is not None:
         accumulator = accumulator + _centred_codes(linear.bias_quant(linear.bias, inputs, weight))
-    multiplier = requantization_multiplier(*(_scale_value(t.scale) for t in (inputs, weight, output)))
-    return _requantized(output, accumulator, multiplier, rounding)
+    return _requantized(output, accumulator, tuple(_scale_value(t.scale) for t in (inputs, weight, output)),
+                        rounding)
 
 
 def _product(quantizer: QuantIdentity, first, second, rounding: str | None):
@@ -206,14 +206,15 @@ def _product(quantizer: QuantIdentity, first, second, rounding: str | None):
     if rounding is None or not isinstance(output, IntQuantTensor):
         return output
     accumulator = _centred_codes(first) * _centred_codes(second)
-    multiplier = requantization_multiplier(*(_scale_value(t.scale) for t in (first, second, output)))
-    return _requantized(output, accumulator, multiplier, rounding)
+    return _requantized(output, accumulator, tuple(_scale_value(t.scale) for t in (first, second, output)),
+                        rounding)
 
 
 @contextmanager
 def integer_requantization(network: nn.Module, arithmetic: dict[str, str] | None) -> Iterator[nn.Module]:
     """Within the block, ``network``'s FULLY_CONNECTED and MUL outputs follow ``arithmetic``
-    (``{"FULLY_CONNECTED": "single"|"double", "MUL": "single"|"double"}``; None: Brevitas's float form)."""
+    (``{"FULLY_CONNECTED": rounding, "MUL": rounding}``, a rounding of
+    :data:`~hearmask.quantize.int8_reference.ROUNDINGS`; None: Brevitas's float form)."""
     if arithmetic is not None:
         unknown = {op: rounding for op, rounding in arithmetic.items()
                    if op not in REQUANTIZED_OPS or rounding not in ROUNDINGS}

@@ -17,9 +17,11 @@ fake-quant **computed in that runtime's requantization arithmetic**.
 **The runtimes' arithmetic, and why each gets its own golden** (measured on every op by
 :func:`kernel_arithmetic`, reported under ``kernel_arithmetic``): the int8 kernels agree on
 every op except the requantization rounding of FULLY_CONNECTED and MUL. LiteRT's default
-kernels round ``accumulator·real_multiplier`` once; TFLM rounds twice (gemmlowp's rounding
-doubling high multiply, then a rounding shift) in FULLY_CONNECTED and MUL, LiteRT's reference
-kernels in MUL only (:data:`RUNTIME_ARITHMETIC`, :mod:`hearmask.quantize.int8_reference`).
+kernels (XNNPACK) multiply the accumulator by a float32 scale and round half to even
+(``fp32``); LiteRT's reference kernels round the 31-bit multiplier's product once (``single``)
+in FULLY_CONNECTED; TFLM rounds twice (gemmlowp's rounding doubling high multiply, then a
+rounding shift, ``double``) in FULLY_CONNECTED and MUL, LiteRT's reference kernels in MUL
+(:data:`RUNTIME_ARITHMETIC`, :mod:`hearmask.quantize.int8_reference`).
 The two roundings differ by one LSB on a few outputs in a thousand, and a trained GRU
 amplifies those through the steep parts of its sigmoids and tanhs (a one-LSB step of a
 pre-activation is several LSB of the activation): on the shipped model the per-step SNR of

@@ -21,8 +21,7 @@ import numpy as np
 import torch
 
 from hearmask.model.network import mask_fractions_from_db
-from hearmask.quantize.int8_reference import (float_rounded_table, logistic_table, requantization_multiplier,
-                                              requantize, tanh_table)
+from hearmask.quantize.int8_reference import ROUNDINGS, float_rounded_table, logistic_table, requantize, tanh_table
 from hearmask.quantize.quant_spec import SIGMOID_OUTPUT, STATE, QuantSpec
 from hearmask.quantize.scale_check import PASS_THROUGH_OPS, quant_point_of
 
@@ -31,7 +30,7 @@ RUNTIME_STAGES = ("litert", "litert_ref", "tflm")
 # Requantization rounding of each runtime's FULLY_CONNECTED and MUL kernels (int8_reference; checked on every
 # output value by kernel_arithmetic): each runtime is compared with fake-quant computed in its own arithmetic.
 RUNTIME_ARITHMETIC = {
-    "litert": {"FULLY_CONNECTED": "single", "MUL": "single"},
+    "litert": {"FULLY_CONNECTED": "fp32", "MUL": "fp32"},
     "litert_ref": {"FULLY_CONNECTED": "single", "MUL": "double"},
     "tflm": {"FULLY_CONNECTED": "double", "MUL": "double"},
 }
@@ -200,23 +199,23 @@ def per_op_lsb(reference, other, features: np.ndarray, audiogram: np.ndarray) ->
                    "cases": entry["cases"]} for name, entry in sorted(totals.items())}
 
 
-def _requantization_inputs(summary, tensor_of, op) -> tuple[np.ndarray, float]:
-    """The int32 accumulator (before requantization) and real multiplier of a FULLY_CONNECTED or MUL
-    application; ``tensor_of(index)`` gives a tensor's values after the invoke."""
+def _requantization_inputs(summary, tensor_of, op) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """The int32 accumulator (before requantization) and the scales ``(s_a, s_b, s_out)`` of a
+    FULLY_CONNECTED or MUL application; ``tensor_of(index)`` gives a tensor's values after the invoke."""
     tensors = summary.tensors
     output = tensors[op.outputs[0]].quantization
     if op.name == "MUL":
         first, second = (tensors[i].quantization for i in op.inputs[:2])
         accumulator = ((tensor_of(op.inputs[0]).astype(np.int64) - first.zero_point)
                        * (tensor_of(op.inputs[1]).astype(np.int64) - second.zero_point))
-        return accumulator, requantization_multiplier(first.scale, second.scale, output.scale)
+        return accumulator, (first.scale, second.scale, output.scale)
     inputs, weights = op.inputs[0], op.inputs[1]  # FULLY_CONNECTED
     input_spec, weight_spec = tensors[inputs].quantization, tensors[weights].quantization
     accumulator = ((tensor_of(inputs).astype(np.int64) - input_spec.zero_point)
                    @ tensor_of(weights).astype(np.int64).T)
     if len(op.inputs) > 2 and op.inputs[2] >= 0:
         accumulator = accumulator + tensor_of(op.inputs[2]).astype(np.int64)
-    return accumulator, requantization_multiplier(input_spec.scale, weight_spec.scale, output.scale)
+    return accumulator, (input_spec.scale, weight_spec.scale, output.scale)
 
 
 def kernel_arithmetic(runtime, constants_runtime, features: np.ndarray, audiogram: np.ndarray, hops: int,
@@ -225,14 +224,14 @@ def kernel_arithmetic(runtime, constants_runtime, features: np.ndarray, audiogra
 
     ``runtime`` must preserve all tensors; ``constants_runtime`` (a LiteRT runtime of the same
     model) supplies the weights. Per op type: ``values`` checked and how many each model
-    predicts — FULLY_CONNECTED / MUL: ``double`` and ``single`` rounding
+    predicts — FULLY_CONNECTED / MUL: ``double``, ``single`` and ``fp32`` rounding
     (:func:`~hearmask.quantize.int8_reference.requantize`); LOGISTIC / TANH: ``fixed_point``
     (gemmlowp) and ``float_rounded`` tables. ``follows`` names the model that predicts every
     value (the first when both do, ``None`` when neither does).
     """
     summary = runtime.summary
     state = np.zeros(summary.input("state").tensor.shape, np.int8)
-    models = {"FULLY_CONNECTED": ("double", "single"), "MUL": ("double", "single"),
+    models = {"FULLY_CONNECTED": ROUNDINGS, "MUL": ROUNDINGS,
               "LOGISTIC": ("fixed_point", "float_rounded"), "TANH": ("fixed_point", "float_rounded")}
     totals: dict[str, dict[str, int]] = {}
 
@@ -248,9 +247,9 @@ def kernel_arithmetic(runtime, constants_runtime, features: np.ndarray, audiogra
             output_spec = summary.tensors[op.outputs[0]].quantization
             actual = runtime.tensor(op.outputs[0]).astype(np.int64)
             if op.name in ("FULLY_CONNECTED", "MUL"):
-                accumulator, real = _requantization_inputs(summary, tensor_of, op)
-                predicted = {rounding: np.clip(requantize(accumulator, real, rounding) + output_spec.zero_point,
-                                               -128, 127) for rounding in ("double", "single")}
+                accumulator, scales = _requantization_inputs(summary, tensor_of, op)
+                predicted = {rounding: np.clip(requantize(accumulator, scales, rounding) + output_spec.zero_point,
+                                               -128, 127) for rounding in ROUNDINGS}
             else:
                 input_spec = summary.tensors[op.inputs[0]].quantization
                 codes = runtime.tensor(op.inputs[0]).astype(np.int64) + 128

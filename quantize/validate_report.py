@@ -52,7 +52,8 @@ def markdown_report(report: dict[str, Any]) -> str:
                   f"differ ({lsb['cases']} applications)" for op, lsb in values.items()]
     lines += ["", "## Kernel arithmetic (every output value checked)", "",
               "FULLY_CONNECTED / MUL: requantization with one rounding (`single`, what Brevitas and an exact "
-              "computation give) or two (`double`, gemmlowp high multiply then rounding shift). LOGISTIC / TANH: "
+              "computation give), two (`double`, gemmlowp high multiply then rounding shift) or in float32 "
+              "(`fp32`, XNNPACK: float32 scale, half to even). LOGISTIC / TANH: "
               "gemmlowp fixed point (`fixed_point`) or the float-rounded table (`float_rounded`).", "",
               "| runtime | op | values | matches | follows |", "|---|---|---:|---|---|"]
     for runtime, ops in report["kernel_arithmetic"].items():

@@ -155,3 +155,14 @@ def test_warm_start_takes_the_weights_and_refuses_another_model(corpus, tmp_path
                                     "train": {**small_config(corpus, 2).to_dict()["train"], "init_from": source}})
     with pytest.raises(HearmaskError, match="differs from this config's in \\['networks'\\]"):
         Trainer(wider, tmp_path / "wider", progress=False)
+    # Output ranges own no weights: a warm start may move them (fine-tuning to a new ceiling).
+    ranged = train_config_from_dict({**small_config(corpus, 2).to_dict(),
+                                     "model": {"hidden_size": 16, "encoder_size": 16, "hlc_ceiling_loss_fraction": 0.55,
+                                               "hlc_ceiling_offset_db": -8.0,
+                                               "nr_floor_db": -15.0},
+                                     "train": {**small_config(corpus, 2).to_dict()["train"], "init_from": source}})
+    moved = Trainer(ranged, tmp_path / "ranged", progress=False)
+    assert all(torch.equal(first[name], tensor) for name, tensor in moved.system.state_dict().items())
+    network_config = moved.system.networks[0].config
+    assert (network_config.hlc_ceiling_loss_fraction, network_config.hlc_ceiling_offset_db,
+            network_config.nr_floor_db) == (0.55, -8.0, -15.0)

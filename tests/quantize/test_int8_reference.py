@@ -39,18 +39,43 @@ def test_rounding_divide_by_pot_rounds_half_away_from_zero():
 def test_single_rounding_is_exact_and_double_rounding_differs_by_one_lsb_near_halves():
     rng = np.random.default_rng(1)
     accumulators = rng.integers(-60000, 60000, 2000)
-    for real in (0.0037, 0.21, 0.93, 1.7e-4):
-        multiplier, shift = ref.quantize_multiplier(real)
+    for scales in ((0.0037, 1.0, 1.0), (0.021, 0.5, 0.05), (0.93, 0.25, 0.25), (1.7e-4, 0.125, 0.125)):
+        multiplier, shift = ref.quantize_multiplier(ref.requantization_multiplier(*scales))
         stored = Fraction(multiplier, 2 ** (31 - shift))  # the multiplier the kernel really uses
-        single = ref.requantize(accumulators, real, "single")
+        single = ref.requantize(accumulators, scales, "single")
         assert single.tolist() == [_round_half_up(int(x) * stored) for x in accumulators]
-        assert np.max(np.abs(ref.requantize(accumulators, real, "double") - single)) <= 1
+        assert np.max(np.abs(ref.requantize(accumulators, scales, "double") - single)) <= 1
     # 341 · 1.5/1024 = 0.4995: the high multiply rounds 255.75 up to 256 = exactly half of 512,
     # which the rounding shift then rounds away from zero: 1 instead of 0.
-    assert ref.requantize(np.array([341]), 1.5 / 1024, "single").tolist() == [0]
-    assert ref.requantize(np.array([341]), 1.5 / 1024, "double").tolist() == [1]
-    with pytest.raises(ValueError, match="rounding 'triple'"):
-        ref.requantize(np.array([1]), 0.5, "triple")
+    assert ref.requantize(np.array([341]), (1.5, 1.0, 1024.0), "single").tolist() == [0]
+    assert ref.requantize(np.array([341]), (1.5, 1.0, 1024.0), "double").tolist() == [1]
+    with pytest.raises(ValueError, match="rounding 'triple'; accepted: double, single, fp32"):
+        ref.requantize(np.array([1]), (0.5, 1.0, 1.0), "triple")
+
+
+def test_fp32_rounding_rounds_exact_halves_to_even_and_uses_the_float32_scale():
+    """XNNPACK's requantization: float32 product, ties to even (single: half up)."""
+    halves = np.array([5, -5, 7, -7, 9])  # · 0.5 = 2.5, -2.5, 3.5, -3.5, 4.5
+    assert ref.requantize(halves, (1.0, 1.0, 2.0), "fp32").tolist() == [2, -2, 4, -4, 4]
+    assert ref.requantize(halves, (1.0, 1.0, 2.0), "single").tolist() == [3, -2, 4, -3, 5]
+    # Scales whose float32 evaluation (s_a·s_b rounded to float32, then / s_out) gives a scale below the
+    # exact one: an accumulator whose exact product lies just above a half rounds down in fp32 only.
+    scales = (0.0123, 0.0456, 0.654)
+    exact = Fraction(float(np.float32(0.0123))) * Fraction(float(np.float32(0.0456))) / Fraction(float(np.float32(0.654)))
+    float32_scale = ref.fp32_requantization_scale(*scales)
+    assert float32_scale == np.float32(np.float32(np.float32(0.0123) * np.float32(0.0456)) / np.float32(0.654))
+    rng = np.random.default_rng(2)
+    accumulators = rng.integers(-(2**20), 2**20, 20000)
+    fp32 = ref.requantize(accumulators, scales, "fp32")
+    assert fp32.tolist() == [round(Fraction(float(np.float32(int(x))) * Fraction(float(float32_scale))))
+                             for x in accumulators]  # Python's round(): ties to even
+    single = ref.requantize(accumulators, scales, "single")
+    assert np.max(np.abs(fp32 - single)) <= 1
+    # Exact products 80.5000025 and 161.4999943 both land on a half in float32, which goes to even:
+    # the one-LSB differences to ``single`` that LiteRT's default kernels showed on a trained model.
+    assert ref.requantize(np.array([93865, 188313]), scales, "fp32").tolist() == [80, 162]
+    assert ref.requantize(np.array([93865, 188313]), scales, "single").tolist() == [81, 161]
+    assert all(abs(int(x) * exact - int(f)) <= Fraction(1, 2) + Fraction(1, 10**4) for x, f in zip(accumulators, fp32))
 
 
 def test_fixed_point_logistic_and_tanh_are_accurate_to_about_1e_7():

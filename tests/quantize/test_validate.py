@@ -64,11 +64,11 @@ def test_every_stage_mode_and_output_is_reported_and_per_step_thresholds_pass(re
 
 def test_kernel_arithmetic_pins_where_the_runtimes_differ(report):
     """TFLM rounds FULLY_CONNECTED and MUL requantization twice, LiteRT's reference kernels MUL only,
-    the default kernels (like Brevitas) never; LOGISTIC/TANH agree with the float-rounded table."""
+    the default kernels (XNNPACK) in float32; LOGISTIC/TANH agree with the float-rounded table."""
     arithmetic = report["kernel_arithmetic"]
     expected = {"tflm": {"FULLY_CONNECTED": "double", "MUL": "double"},
                 "litert_ref": {"FULLY_CONNECTED": "single", "MUL": "double"},
-                "litert": {"FULLY_CONNECTED": "single", "MUL": "single"}}
+                "litert": {"FULLY_CONNECTED": "fp32", "MUL": "fp32"}}
     for runtime, ops in expected.items():
         for op, rounding in ops.items():
             entry = arithmetic[runtime][op]
