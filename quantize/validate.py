@@ -22,7 +22,7 @@ kernels (XNNPACK) multiply the accumulator by a float32 scale and round half to 
 in FULLY_CONNECTED; TFLM rounds twice (gemmlowp's rounding doubling high multiply, then a
 rounding shift, ``double``) in FULLY_CONNECTED and MUL, LiteRT's reference kernels in MUL
 (:data:`RUNTIME_ARITHMETIC`, :mod:`hearmask.quantize.int8_reference`).
-The two roundings differ by one LSB on a few outputs in a thousand, and a trained GRU
+The roundings differ by one LSB on a few outputs in a thousand, and a trained GRU
 amplifies those through the steep parts of its sigmoids and tanhs (a one-LSB step of a
 pre-activation is several LSB of the activation): on the shipped model the per-step SNR of
 TFLM against Brevitas's float-rounded fake-quant is about 39 dB, with every op within one
