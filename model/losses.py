@@ -20,7 +20,8 @@ HASPI). The term mirrors how HASPI scores the output (impaired model of the outp
 model of the clean reference); the two task losses stay, so each mask alone keeps its meaning.
 Measured (session 4, `benchmarks/RESULTS.md`): at weight 2 beside NR 4 : HLC 1, 2,750
 warm-started steps left the term's validation value (1.82 -> 1.81) and dev-set HASPI at (1, 1)
-about unchanged; a larger weight is untried.
+about unchanged; weights 8 and 16 (session 5, fine-tuning the shipped model) weakened the NR
+mask and did not raise HASPI on a 6-utterance development set.
 
 Optional auxiliary NR term (``nr_mask_weight`` > 0): L1 between the NR mask and the
 band ideal ratio mask ``10·log10(P_clean / (P_clean + P_noise))`` (clipped to the mask's
