@@ -87,6 +87,7 @@ class DataSection:
     clean_dir: str = ""  # user clean-speech folder (with noise_dir), replaces `sources`
     noise_dir: str = ""
     noisy_dir: str = ""  # paired noisy folder (with clean_dir), VoiceBank-DEMAND style
+    speech_pack: str = ""  # a `hearmask data pack` folder: the embedded speech without its Debian packages/TTS
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class TrainSection:
     learning_rate: float = 1e-3
     gradient_clip: float = 1.0  # max gradient norm
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    data_workers: int = 0  # processes building batches ahead (0 = in the training process); same batches either way
     init_from: str = ""  # checkpoint or run dir whose model weights initialise this run (fine-tuning)
 
 
@@ -175,10 +177,12 @@ def data_source_config(config: TrainConfig, segment_seconds: float, batch_size: 
     """``config`` for a Trainer used only to draw a run's data and losses (QAT, validation).
 
     Other segment length and batch size; no warm start: ``init_from`` named the run's own
-    starting weights, which are not needed here and need not exist on this machine.
+    starting weights, which are not needed here and need not exist on this machine. Likewise
+    a ``speech_pack`` (the embedded speech, packed for a machine without its Debian packages)
+    gives way to the embedded sources themselves, and batches are built in this process.
     """
-    return replace(config, data=replace(config.data, segment_seconds=segment_seconds),
-                   train=replace(config.train, batch_size=batch_size, init_from="", **train_fields))
+    return replace(config, data=replace(config.data, segment_seconds=segment_seconds, speech_pack=""),
+                   train=replace(config.train, batch_size=batch_size, init_from="", data_workers=0, **train_fields))
 
 
 def load_train_config(path: str | Path) -> TrainConfig:
@@ -239,6 +243,9 @@ def validate_train_config(config: TrainConfig, source: str = "config") -> None:
         raise HearmaskError(f"{source}: [data] segment_seconds must be within 0.1..60 s, got {data.segment_seconds}")
     if bool(data.noise_dir) and not data.clean_dir or bool(data.noisy_dir) and not data.clean_dir:
         raise HearmaskError(f"{source}: [data] noise_dir and noisy_dir need clean_dir as well")
+    if data.speech_pack and data.clean_dir:
+        raise HearmaskError(f"{source}: [data] give speech_pack (the embedded speech, packed) or clean_dir "
+                            f"(your own speech), not both; got {data.speech_pack!r} and {data.clean_dir!r}")
     if data.noise_dir and data.noisy_dir:
         raise HearmaskError(f"{source}: [data] give noise_dir (mix clean speech with noise) or noisy_dir "
                             f"(paired recordings), not both; got {data.noise_dir!r} and {data.noisy_dir!r}")
@@ -249,3 +256,5 @@ def validate_train_config(config: TrainConfig, source: str = "config") -> None:
         raise HearmaskError(f"{source}: [train] learning_rate must be in (0, 1), got {train.learning_rate}")
     if train.threads < 0:
         raise HearmaskError(f"{source}: [train] threads must be >= 0, got {train.threads}")
+    if train.data_workers < 0:
+        raise HearmaskError(f"{source}: [train] data_workers must be >= 0, got {train.data_workers}")

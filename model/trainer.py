@@ -38,6 +38,7 @@ from hearmask.model.checkpoint import (
     optimizer_to_checkpoint,
     software_versions,
 )
+from hearmask.model.data.batches import BatchArrays, BatchPrefetcher, batch_arrays
 from hearmask.model.data.stream import TrainingMixtureStream
 from hearmask.model.losses import MultiTaskLoss
 from hearmask.model.stft_config import shipped_stft_config
@@ -46,7 +47,6 @@ from hearmask.model.system_io import MODEL_PREFIX, save_system, without_derived_
 from hearmask.model.train_config import TrainConfig, auditory_model_config, train_config_from_dict
 from hearmask.profiles.audiogram import MODEL_AUDIOGRAM_FREQUENCIES_HZ, MODEL_INPUT_SCALE_DB
 from hearmask.profiles.interpolate import interpolate_db_hl
-from hearmask.profiles.sampling import AudiogramSampler
 from hearmask.profiles.standard import STANDARD_FREQUENCIES_HZ
 
 LOG_COLUMNS = ("step", "epoch", "train_loss", "train_nr_loss", "train_hlc_loss", "val_loss", "val_nr_loss",
@@ -63,22 +63,17 @@ def build_speech_sources(config: TrainConfig) -> tuple[list, object | None]:
 
         noise = WavFolder(data.noise_dir, name="noise", role="noise") if data.noise_dir else None
         return [WavFolder(data.clean_dir, name="clean", role="clean speech")], noise
+    if data.speech_pack:
+        from hearmask.model.data.pack import read_speech_pack
+
+        return read_speech_pack(data.speech_pack), None
     from hearmask.model.data.synth import build_speech_sources as embedded_sources
 
     return embedded_sources(data.sources, progress=False), None
 
 
-def example_audiogram_db_hl(seed: int, index: int) -> np.ndarray:
-    """The training audiogram of example ``index``: a pure function of ``(seed, index)``.
-
-    Uniform over NH, N1–N7, S1–S3 with ±10 dB jitter (DESIGN.md), on STANDARD_FREQUENCIES_HZ.
-    """
-    child_seed = int(np.random.SeedSequence([seed, index, 0xA0D1]).generate_state(1)[0])
-    return AudiogramSampler(child_seed).sample_batch(1)[0]
-
-
 def _without_steps(config_dict) -> dict | None:
-    """A config dict minus ``train.steps``, which a resumed run may extend.
+    """A config dict minus ``train.steps`` (a resumed run may extend it) and ``train.data_workers``.
 
     Re-read through :func:`train_config_from_dict`, so a checkpoint written before a section
     or key existed compares equal to the same recipe with that key at its default.
@@ -89,7 +84,8 @@ def _without_steps(config_dict) -> dict | None:
         normalized = json.loads(json.dumps(train_config_from_dict(config_dict).to_dict()))
     except HearmaskError:
         return config_dict
-    train = {k: v for k, v in normalized.get("train", {}).items() if k != "steps"}
+    # data_workers only changes speed: the batches are the same (model/data/batches.py).
+    train = {k: v for k, v in normalized.get("train", {}).items() if k not in ("steps", "data_workers")}
     return {**normalized, "train": train}
 
 
@@ -173,6 +169,7 @@ class Trainer:
             self.wrapped = nn.parallel.DistributedDataParallel(self.module)
         self.train_stream, self.validation_stream = streams or self._build_streams()
         self._validation_batches: list[Batch] | None = None
+        self._prefetcher: BatchPrefetcher | None = None
 
     # ----- data -----
 
@@ -192,23 +189,38 @@ class Trainer:
         return (TrainingMixtureStream(speech, seed, split="train", **common),
                 TrainingMixtureStream(speech, seed + _VALIDATION_SEED_OFFSET, split="validation", **common))
 
-    def _batch(self, stream: TrainingMixtureStream, first_index: int, seed: int) -> Batch:
-        batch_size = self.config.train.batch_size
-        examples = [stream.at(first_index + j) for j in range(batch_size)]
-        audiograms_db_hl = np.stack([example_audiogram_db_hl(seed, first_index + j) for j in range(batch_size)])
-        network_input = interpolate_db_hl(STANDARD_FREQUENCIES_HZ, audiograms_db_hl, MODEL_AUDIOGRAM_FREQUENCIES_HZ)
-        channel_loss = self.auditory_model.channel_loss_db(STANDARD_FREQUENCIES_HZ, audiograms_db_hl)
+    def _first_index(self, step: int) -> int:
+        return (step * self.world_size + self.rank) * self.config.train.batch_size
+
+    def _to_batch(self, arrays: BatchArrays) -> Batch:
+        network_input = interpolate_db_hl(STANDARD_FREQUENCIES_HZ, arrays.audiograms_db_hl,
+                                          MODEL_AUDIOGRAM_FREQUENCIES_HZ)
+        channel_loss = self.auditory_model.channel_loss_db(STANDARD_FREQUENCIES_HZ, arrays.audiograms_db_hl)
         to = dict(device=self.device, dtype=torch.float32)
         return Batch(
-            noisy=torch.as_tensor(np.stack([e.noisy for e in examples]), **to),
-            clean=torch.as_tensor(np.stack([e.clean for e in examples]), **to),
+            noisy=torch.as_tensor(arrays.noisy, **to),
+            clean=torch.as_tensor(arrays.clean, **to),
             audiogram=torch.as_tensor(network_input / MODEL_INPUT_SCALE_DB, **to),
             channel_loss_db=channel_loss.to(**to),
         )
 
+    def _batch(self, stream: TrainingMixtureStream, first_index: int, seed: int) -> Batch:
+        return self._to_batch(batch_arrays(stream, seed, first_index, self.config.train.batch_size))
+
     def train_batch(self, step: int) -> Batch:
-        first = (step * self.world_size + self.rank) * self.config.train.batch_size
-        return self._batch(self.train_stream, first, self.config.train.seed)
+        config = self.config.train
+        if not config.data_workers:
+            return self._batch(self.train_stream, self._first_index(step), config.seed)
+        if self._prefetcher is None:
+            self._prefetcher = BatchPrefetcher(self.train_stream, config.seed, config.batch_size, self._first_index,
+                                               config.data_workers)
+        return self._to_batch(self._prefetcher.get(step))
+
+    def close(self) -> None:
+        """Stop the batch workers (if any); :meth:`run` does this when it returns."""
+        if self._prefetcher is not None:
+            self._prefetcher.close()
+            self._prefetcher = None
 
     def validation_batches(self) -> list[Batch]:
         if self._validation_batches is None:
@@ -254,6 +266,7 @@ class Trainer:
                         self._end_epoch(np.mean(epoch_values, axis=0), audio_s / max(self.elapsed_s, 1e-9))
                         epoch_values.clear()
         finally:
+            self.close()
             if bar is not None:
                 bar.close()
         return {"step": self.step, "best_val_loss": self.best_val_loss, "elapsed_s": self.elapsed_s,

@@ -57,6 +57,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_report_arguments(synth)
     synth.set_defaults(handler=run_synth)
 
+    pack = actions.add_parser(
+        "pack", help="pack the embedded training speech into FLAC files for another machine",
+        description=(
+            "Write the train and validation utterances of the embedded speech sources as 16 kHz 16-bit "
+            "FLAC files plus pack.json, keeping their ids (and so their splits). A training config's "
+            "[data] speech_pack = \"DIR\" then trains on a machine without the Debian packages or TTS "
+            "programs (a GPU server). Test utterances are never packed."
+        ),
+    )
+    pack.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (new or empty)")
+    pack.add_argument("--sources", type=_parse_sources, default=("real", "flite", "espeak"),
+                      help=f"{_SOURCE_HELP} (default real,flite,espeak)")
+    pack.add_argument("--train-fraction", type=float, default=1.0, metavar="F",
+                      help="share of the training utterances to keep, in (0, 1] (default 1: all); "
+                           "validation utterances are always kept")
+    pack.add_argument("--cache-dir", type=Path, default=None,
+                      help="cache folder (default $HEARMASK_CACHE_DIR or ~/.cache/hearmask)")
+    add_report_arguments(pack)
+    pack.set_defaults(handler=run_pack)
+
 
 def run_synth(args: argparse.Namespace) -> int:
     from hearmask.model.data.synth import SynthConfig, synthesize_dataset
@@ -73,5 +93,21 @@ def run_synth(args: argparse.Namespace) -> int:
     by_source = ", ".join(f"{name} {minutes:.2f} min" for name, minutes in summary["minutes_by_source"].items())
     human = (f"wrote {summary['num_items']} items ({summary['total_minutes']:.2f} min: {by_source}) "
              f"to {summary['out_dir']}; manifest {summary['manifest']}")
+    emit_result(args, summary, human)
+    return 0
+
+
+def run_pack(args: argparse.Namespace) -> int:
+    from hearmask.model.data.pack import write_speech_pack
+    from hearmask.model.data.synth import build_speech_sources
+
+    sources = build_speech_sources(args.sources, cache_dir=args.cache_dir, progress=not args.json)
+    index = write_speech_pack(sources, args.out, train_fraction=args.train_fraction, progress=not args.json)
+    counts = {name: len(entries) for name, entries in index["sources"].items()}
+    size_bytes = sum(p.stat().st_size for p in Path(args.out).rglob("*") if p.is_file())
+    summary = {"out_dir": str(args.out), "utterances": counts, "seconds": index["seconds"],
+               "train_fraction": index["train_fraction"], "bytes": size_bytes}
+    human = (f"packed {sum(counts.values())} utterances ({index['seconds'] / 60:.1f} min; "
+             f"{', '.join(f'{k} {v}' for k, v in counts.items())}) into {args.out}, {size_bytes / 1e6:.1f} MB")
     emit_result(args, summary, human)
     return 0

@@ -76,3 +76,18 @@ def test_resume_compares_configs_with_missing_keys_at_their_defaults():
     assert _without_steps(older) == _without_steps(current)
     changed = train_config_from_dict({"auditory": {"filterbank": "drnl"}}).to_dict()
     assert _without_steps(changed) != _without_steps(current)
+
+
+def test_data_source_config_uses_this_machines_data_and_no_workers():
+    from hearmask.model.train_config import data_source_config
+
+    trained = train_config_from_dict({"data": {"speech_pack": "/gpu/pack"},
+                                      "train": {"data_workers": 14, "init_from": "/gpu/start.json"}})
+    local = data_source_config(trained, 1.0, 4)
+    assert (local.data.speech_pack, local.train.data_workers, local.train.init_from) == ("", 0, "")
+    assert (local.data.segment_seconds, local.train.batch_size) == (1.0, 4)
+
+
+def test_speech_pack_and_clean_dir_together_are_refused():
+    with pytest.raises(HearmaskError, match="give speech_pack .* or clean_dir .*, not both"):
+        train_config_from_dict({"data": {"speech_pack": "p", "clean_dir": "c"}})

@@ -166,3 +166,19 @@ def test_warm_start_takes_the_weights_and_refuses_another_model(corpus, tmp_path
     network_config = moved.system.networks[0].config
     assert (network_config.hlc_ceiling_loss_fraction, network_config.hlc_ceiling_offset_db,
             network_config.nr_floor_db) == (0.55, -8.0, -15.0)
+
+
+def test_batch_workers_give_the_same_run_and_resume_ignores_their_number(corpus, tmp_path):
+    in_process = tmp_path / "in_process"
+    Trainer(small_config(corpus, 3), in_process, progress=False).run()
+    with_workers = tmp_path / "workers"
+    Trainer(small_config(corpus, 2, data_workers=2), with_workers, progress=False).run()
+    # Resuming with another worker count is the same run: workers change speed, not batches.
+    Trainer(small_config(corpus, 3, data_workers=1), with_workers, resume=True, progress=False).run()
+    expected, got = weights(in_process), weights(with_workers)
+    assert all(torch.equal(expected[name], got[name]) for name in expected)
+
+
+def test_negative_data_workers_is_refused():
+    with pytest.raises(HearmaskError, match="data_workers must be >= 0, got -1"):
+        train_config_from_dict({"train": {"data_workers": -1}})
