@@ -24,6 +24,7 @@ Example (every section and key optional; defaults are the shipped recipe)::
     clean_dir = ""              # user corpora instead of the embedded default
     noise_dir = ""
     noisy_dir = ""
+    speech_pack = ""            # a `hearmask data pack` folder: the embedded speech on another machine
 
     [auditory]                  # AuditoryModelConfig fields of the training objective, e.g.
     filterbank = "gammatone"    # gammatone | drnl (Lopez-Poveda & Meddis 2001 dual-resonance)
@@ -37,6 +38,8 @@ Example (every section and key optional; defaults are the shipped recipe)::
     learning_rate = 1e-3
     gradient_clip = 1.0
     threads = 0                 # torch intra-op threads; 0 = torch's default
+    data_workers = 0            # processes building batches ahead (a GPU needs them); same batches
+    keep_every = 0              # keep the weights every N steps (a multiple of steps_per_epoch); 0 = off
     init_from = ""              # warm start: a checkpoint (or run dir) whose model weights start this run
 
 Unknown sections or keys are errors that list what is accepted (a typo must not silently
@@ -101,6 +104,7 @@ class TrainSection:
     gradient_clip: float = 1.0  # max gradient norm
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
     data_workers: int = 0  # processes building batches ahead (0 = in the training process); same batches either way
+    keep_every: int = 0  # also keep the weights every N steps as snapshots/stepNNNNNN.json (0 = only latest + best)
     init_from: str = ""  # checkpoint or run dir whose model weights initialise this run (fine-tuning)
 
 
@@ -256,5 +260,8 @@ def validate_train_config(config: TrainConfig, source: str = "config") -> None:
         raise HearmaskError(f"{source}: [train] learning_rate must be in (0, 1), got {train.learning_rate}")
     if train.threads < 0:
         raise HearmaskError(f"{source}: [train] threads must be >= 0, got {train.threads}")
+    if train.keep_every < 0 or train.keep_every % max(train.steps_per_epoch, 1):
+        raise HearmaskError(f"{source}: [train] keep_every must be 0 or a multiple of steps_per_epoch "
+                            f"({train.steps_per_epoch}): snapshots are taken at epoch ends; got {train.keep_every}")
     if train.data_workers < 0:
         raise HearmaskError(f"{source}: [train] data_workers must be >= 0, got {train.data_workers}")

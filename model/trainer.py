@@ -5,7 +5,8 @@
   sees exactly the batches the uninterrupted run would have seen.
 - **Checkpoints** (``RUN_DIR/checkpoint.json`` + ``.safetensors``, atomic) hold the model,
   the loss weights, the optimiser state and the progress; ``best.json`` holds the weights
-  with the lowest validation loss. ``--resume`` continues from ``checkpoint.json``.
+  with the lowest validation loss; ``[train] keep_every = N`` also keeps the weights every
+  N steps in ``snapshots/``. ``--resume`` continues from ``checkpoint.json``.
 - **Log**: ``RUN_DIR/log.csv``, one row per epoch, appended as it goes.
 - **Non-finite loss** stops training with a clear error; the last good checkpoint stays.
 - **Distributed**: under ``torchrun`` (``WORLD_SIZE`` > 1) the loss module is wrapped in
@@ -304,6 +305,11 @@ class Trainer:
         if val_values[0] < self.best_val_loss:
             self.best_val_loss = float(val_values[0])
             self._save("best.json", with_optimizer=False)
+        keep_every = self.config.train.keep_every
+        if keep_every and self.step % keep_every == 0:
+            # The validation loss may not rank checkpoints as listening metrics do: keep some to evaluate.
+            (self.run_dir / "snapshots").mkdir(parents=True, exist_ok=True)
+            self._save(f"snapshots/step{self.step:06d}.json", with_optimizer=False)
         self._save("checkpoint.json")
 
     # ----- files -----

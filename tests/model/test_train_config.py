@@ -91,3 +91,14 @@ def test_data_source_config_uses_this_machines_data_and_no_workers():
 def test_speech_pack_and_clean_dir_together_are_refused():
     with pytest.raises(HearmaskError, match="give speech_pack .* or clean_dir .*, not both"):
         train_config_from_dict({"data": {"speech_pack": "p", "clean_dir": "c"}})
+
+
+def test_the_gpu_fine_tune_configs_load():
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).parents[2] / "scripts" / "gpu").glob("*.toml"))
+    assert len(configs) == 2
+    for path in configs:
+        config = load_train_config(path)
+        assert config.data.speech_pack == ".gpu/pack" and config.train.data_workers > 0
+        assert config.train.keep_every % config.train.steps_per_epoch == 0 < config.train.keep_every

@@ -182,3 +182,16 @@ def test_batch_workers_give_the_same_run_and_resume_ignores_their_number(corpus,
 def test_negative_data_workers_is_refused():
     with pytest.raises(HearmaskError, match="data_workers must be >= 0, got -1"):
         train_config_from_dict({"train": {"data_workers": -1}})
+
+
+def test_keep_every_keeps_loadable_snapshots_of_the_weights(corpus, tmp_path):
+    Trainer(small_config(corpus, 4, keep_every=2), tmp_path, progress=False).run()
+    snapshots = sorted(p.name for p in (tmp_path / "snapshots").glob("*.json"))
+    assert snapshots == ["step000002.json", "step000004.json"]
+    final, _ = load_system(tmp_path / "snapshots" / "step000004.json")
+    latest = weights(tmp_path)
+    assert all(torch.equal(final.state_dict()[name], latest[name]) for name in latest)
+    early, _ = load_system(tmp_path / "snapshots" / "step000002.json")
+    assert any(not torch.equal(early.state_dict()[name], latest[name]) for name in latest)
+    with pytest.raises(HearmaskError, match="keep_every must be 0 or a multiple of steps_per_epoch \\(2\\).*got 3"):
+        small_config(corpus, 4, keep_every=3)
