@@ -31,7 +31,7 @@ from hearmask.profiles.sampling import AudiogramSampler
 class BatchArrays:
     noisy: np.ndarray  # (B, T) float32, noisy mixture
     clean: np.ndarray  # (B, T) float32, clean speech
-    audiograms_db_hl: np.ndarray  # (B, 7) dB HL at STANDARD_FREQUENCIES_HZ
+    audiograms_db_hl: np.ndarray  # (B, F) dB HL at STANDARD_FREQUENCIES_HZ (F = 11)
 
 
 def example_audiogram_db_hl(seed: int, index: int) -> np.ndarray:
