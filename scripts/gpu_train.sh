@@ -12,6 +12,8 @@
 # Each run gets SIGTERM SECONDS after the start (the trainer saves a checkpoint that resumes
 # exactly) and is written to $OUT/run_<name>.tar (RUN_DIR with log.csv, best, checkpoint and
 # snapshots/, plus the run's log). Batch workers ignore the signal; only the trainer stops.
+# A run folder carried as .gpu/runs/<config name>/ (a run unpacked from an earlier tar) is
+# continued with --resume instead of started: its config must be the one it started with.
 set -u
 TRAIN_S=$1; shift
 OUT=${OUT:-/tmp/gpu_out}; RUNS=/tmp/gpu_runs; T0=$(date +%s)
@@ -28,9 +30,10 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>
 python3 -c "import os, torch, numpy, scipy, soundfile, hearmask.model.trainer; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'numpy', numpy.__version__, 'scipy', scipy.__version__, 'cpus', os.cpu_count())" || exit 4
 PIDS=(); NAMES=()
 for config in "$@"; do
-  name=$(basename "$config" .toml); NAMES+=("$name")
+  name=$(basename "$config" .toml); NAMES+=("$name"); resume=()
+  if [ -d ".gpu/runs/$name" ]; then cp -r ".gpu/runs/$name" "$RUNS/$name"; resume=(--resume); fi
   timeout -s TERM $((TRAIN_S - ($(date +%s) - T0))) python3 -m hearmask.cli train --config "$config" \
-    --out "$RUNS/$name" --no-progress > "$RUNS/$name.log" 2>&1 &
+    --out "$RUNS/$name" "${resume[@]}" --no-progress > "$RUNS/$name.log" 2>&1 &
   PIDS+=($!)
 done
 ( while sleep 15; do nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null; uptime; done ) > "$RUNS/gpu_util.log" 2>&1 &
