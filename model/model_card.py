@@ -59,12 +59,15 @@ def model_card_markdown(checkpoint_path: str | Path, evaluation_markdown: str | 
            if task.get("combined_weight") else "") + ".",
         *([f"- Warm start: this run began from the weights of `{train['init_from']}` (fresh optimiser; the step "
            "counts below are this run's own)."] if train.get("init_from") else []),
-        f"- Data: speech sources {data.get('sources')} (real recorded fr/it/ru asterisk prompts + flite + espeak-ng), "
+        f"- Data: speech sources {data.get('sources')} (real recorded fr/it/ru asterisk prompts + flite + espeak-ng)"
+        + (f" as packed by `hearmask data pack` (`{data['speech_pack']}`: FLAC copies of part of the training "
+           "utterances, same splits)" if data.get("speech_pack") else "") + ", "
         f"{data.get('segment_seconds')} s segments, SNR {data.get('snr_db')} dB, procedural noise; audiograms uniform over "
         "NH, N1–N7, S1–S3 with ±10 dB jitter.",
         f"- Steps: **{progress.get('step')}** x batch {train.get('batch_size')} x {progress.get('world_size', 1)} "
         f"process(es) = {audio_hours:.1f} h of audio seen; wall time {progress.get('elapsed_s', 0) / 60:.0f} min on "
-        f"{train.get('threads') or 'default'} CPU thread(s) (shared 2-core machine).",
+        + (", then ".join(progress["devices"]) if progress.get("devices") else "a device the checkpoint does not record")
+        + ".",
         f"- Best validation loss: {progress.get('best_val_loss')}; last epoch: train {last.get('train_loss')}, "
         f"validation {last.get('val_loss')} (NR {last.get('val_nr_loss')}, HLC {last.get('val_hlc_loss')}).",
         "",

@@ -56,6 +56,13 @@ LOG_COLUMNS = ("step", "epoch", "train_loss", "train_nr_loss", "train_hlc_loss",
 _VALIDATION_SEED_OFFSET = 1_000_003
 
 
+def training_device_name(device: torch.device, threads: int) -> str:
+    """What trained the run, for the model card: ``"cuda: NVIDIA H200"`` or ``"cpu: 2 threads of 16 cores"``."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"cpu: {threads or torch.get_num_threads()} threads of {os.cpu_count()} cores"
+
+
 def build_speech_sources(config: TrainConfig) -> tuple[list, object | None]:
     """Speech sources and optional noise recordings named by ``[data]``."""
     data = config.data
@@ -160,6 +167,7 @@ class Trainer:
         self.step = 0
         self.best_val_loss = math.inf
         self.elapsed_s = 0.0
+        self.devices = [training_device_name(self.device, config.train.threads)]
         if resume:
             self._restore()
         elif (self.run_dir / "checkpoint.json").exists():
@@ -328,7 +336,7 @@ class Trainer:
         return {
             "train_config": self.config.to_dict(),
             "progress": {"step": self.step, "best_val_loss": self.best_val_loss, "elapsed_s": self.elapsed_s,
-                         "world_size": self.world_size},
+                         "world_size": self.world_size, "devices": self.devices},
             "versions": software_versions(),
         }
 
@@ -360,6 +368,8 @@ class Trainer:
         self.step = int(progress["step"])
         self.best_val_loss = float(progress["best_val_loss"])
         self.elapsed_s = float(progress["elapsed_s"])
+        # A run resumed elsewhere (CPU, then a GPU machine) lists every device it trained on.
+        self.devices = list(dict.fromkeys([*progress.get("devices", []), *self.devices]))
         self._truncate_log()
 
     def _warm_start(self, path: str) -> None:

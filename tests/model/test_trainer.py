@@ -195,3 +195,21 @@ def test_keep_every_keeps_loadable_snapshots_of_the_weights(corpus, tmp_path):
     assert any(not torch.equal(early.state_dict()[name], latest[name]) for name in latest)
     with pytest.raises(HearmaskError, match="keep_every must be 0 or a multiple of steps_per_epoch \\(2\\).*got 3"):
         small_config(corpus, 4, keep_every=3)
+
+
+def test_checkpoint_records_every_device_that_trained_the_run(corpus, tmp_path):
+    from hearmask.model.checkpoint import load_checkpoint, save_checkpoint
+
+    run = tmp_path / "run"
+    Trainer(small_config(corpus, 2, threads=1), run, progress=False).run()
+    _, metadata = load_checkpoint(run / "checkpoint.json")
+    here = f"cpu: 1 threads of {__import__('os').cpu_count()} cores"
+    assert metadata["progress"]["devices"] == [here]
+    # As if the first half had run on a GPU machine: the resumed run keeps it and adds this one.
+    tensors, metadata = load_checkpoint(run / "checkpoint.json")
+    metadata["progress"]["devices"] = ["cuda: NVIDIA H200"]
+    metadata = {k: v for k, v in metadata.items() if k not in ("weights_file", "weights_sha256", "format", "version")}
+    save_checkpoint(run / "checkpoint.json", tensors, metadata)
+    Trainer(small_config(corpus, 4, threads=1), run, resume=True, progress=False).run()
+    _, resumed = load_checkpoint(run / "checkpoint.json")
+    assert resumed["progress"]["devices"] == ["cuda: NVIDIA H200", here]
