@@ -1,11 +1,13 @@
-"""Integer arithmetic of the TFLite reference kernels and TFLM (numpy): requantization, LOGISTIC, TANH.
+"""Integer arithmetic of the TFLite reference kernels and TFLM (numpy): requantization, ADD / SUB, LOGISTIC, TANH.
 
 Used by :mod:`hearmask.quantize.validate` to explain, element by element, where the int8
 runtimes differ from each other and from Brevitas fake quantization (which computes
 in float and rounds once). Learned from the TFLite/TFLM sources
-(``kernels/internal/common.h``, ``reference/integer_ops/{fully_connected,mul,logistic,tanh}.h``,
-``micro/kernels/{logistic_common,tanh}.cc``), gemmlowp's ``fixedpoint.h`` and XNNPACK's
-``fp32`` requantization parameters (``params-init.c``); our own code.
+(``kernels/internal/common.h``, ``kernels/add.cc``,
+``reference/integer_ops/{fully_connected,mul,add,logistic,tanh}.h``,
+``micro/kernels/{add_common,sub_common,logistic_common,tanh}.cc``), gemmlowp's ``fixedpoint.h`` and
+XNNPACK's ``fp32`` requantization and ``qs8`` add parameters (``params-init.c``,
+``microparams-init.c``); our own code.
 
 **Requantization** (FULLY_CONNECTED, MUL): the int32 accumulator ``x`` is scaled by
 ``real = s_in·s_w/s_out`` (FC) or ``s_a·s_b/s_out`` (MUL), stored as a 31-bit multiplier and
@@ -31,6 +33,26 @@ a shift (:func:`quantize_multiplier`). Three roundings exist (:func:`requantize`
 ``double`` differs from the others by one LSB wherever the exact value lies within
 ``2^−right_shift`` of a half-integer above it — a few in a thousand outputs of the FC and MUL
 ops of our graph.
+
+**ADD / SUB** (int8, inputs and output of different scales; :func:`add_requantize`): no kernel
+computes ``round((x_a·s_a ± x_b·s_b)/s_out)`` in float as Brevitas does. Two arithmetics exist:
+
+- ``"double"`` / ``"single"`` (TFLite ``kernels/add.cc``/``sub.cc`` Prepare with
+  ``reference/integer_ops/add.h``, TFLM ``micro/kernels/add_common.cc``/``sub_common.cc``): each
+  centred input is shifted left by 20 bits and rescaled by its quantized multiplier
+  ``s_i / (2·max(s_a, s_b))`` (``MultiplyByQuantizedMultiplierSmallerThanOneExp``, one or two
+  roundings as above), the two are added (subtracted), and the sum is rescaled by the quantized
+  ``2·max(s_a, s_b) / (2^20·s_out)``. Measured here: LiteRT's reference kernels and TFLM, every
+  value (the two roundings are not told apart by our models; ``double`` is TFLite's default build).
+- ``"xnnpack"`` (XNNPACK ``qs8-vadd``, LiteRT's default kernels): float32 ratios
+  ``s_a/s_out``, ``s_b/s_out`` turned into 21-bit integer multipliers (``lrintf(ratio·2^shift)``,
+  ``shift = 20 − exponent of the larger ratio``), one integer sum ``2^(shift−1) + x_a·m_a ± x_b·m_b``
+  and an arithmetic right shift (round half up). Measured here: LiteRT's default ADD and SUB.
+
+The integer ones agree with the exactly rounded sum except within about 1e-6 LSB of a half; there
+Brevitas's float32 (``x/s_out + zero_point`` rounded to float32, ties to even) lands on the half and
+picks the other side: 36 of 128 000 values of one gate ADD of the session-6 model (the exact value
+9.5000017 rounded to 9 instead of 10), which a GRU then amplifies to several LSB of its outputs.
 
 **LOGISTIC / TANH** (int8): the reference kernels evaluate gemmlowp fixed point instead of
 a float table:
@@ -66,6 +88,8 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 INPUT_INTEGER_BITS = 4  # Q4.27 input in both kernels
 CODES = np.arange(-128, 128, dtype=np.int64)  # every int8 input code, in table order
 ROUNDINGS = ("double", "single", "fp32")  # the requantization roundings :func:`requantize` models
+ADD_ROUNDINGS = ("double", "single", "xnnpack")  # the ADD / SUB arithmetics :func:`add_requantize` models
+ADD_LEFT_SHIFT = 20  # TFLite's int8 ADD / SUB headroom (``left_shift``)
 
 
 def _fixed_constant(value: float, integer_bits: int) -> int:
@@ -229,6 +253,43 @@ def requantize(accumulator: np.ndarray, scales: tuple[float, float, float], roun
         raise ValueError(f"rounding {rounding!r}; accepted: {', '.join(ROUNDINGS)}")
     high = doubling_high_multiply(accumulator * (1 << max(shift, 0)), multiplier)
     return rounding_divide_by_pot(high, max(-shift, 0))
+
+
+def _multiply_smaller_than_one(values: np.ndarray, multiplier: int, shift: int, rounding: str) -> np.ndarray:
+    """TFLite ``MultiplyByQuantizedMultiplierSmallerThanOneExp`` (``shift`` <= 0): ``values·multiplier /
+    2^(31 − shift)``, rounded twice (``double``: high multiply, then rounding shift) or once (``single``)."""
+    if rounding == "single":
+        total_shift = 31 - shift
+        return (values * multiplier + (1 << (total_shift - 1))) >> total_shift
+    return rounding_divide_by_pot(doubling_high_multiply(values, multiplier), -shift)
+
+
+def add_requantize(first: np.ndarray, second: np.ndarray, scales: tuple[float, float, float],
+                   rounding: str = "double", subtract: bool = False) -> np.ndarray:
+    """``first·s_a ± second·s_b`` in units of ``s_out``, rounded as an int8 ADD (SUB) kernel does.
+
+    ``first``, ``second``: centred input codes (``q − zero_point``, broadcastable); ``scales``:
+    ``(s_a, s_b, s_out)`` as the .tflite stores them; ``rounding``: ``"double"`` / ``"single"`` (TFLite
+    and TFLM, left shift 20 and one quantized multiplier per input and for the output) or ``"xnnpack"``
+    (21-bit multipliers of the float32 ratios, one sum, a rounding right shift); see the module
+    docstring. Returns int64 codes before the output zero point is added (not clamped)."""
+    first, second = np.broadcast_arrays(np.asarray(first, np.int64), np.asarray(second, np.int64))
+    sign = -1 if subtract else 1
+    if rounding == "xnnpack":
+        ratios = [np.float32(np.float32(scale) / np.float32(scales[2])) for scale in scales[:2]]
+        exponent = math.frexp(float(max(ratios)))[1] - 1  # the larger ratio is in [2^exponent, 2^(exponent + 1))
+        shift = 20 - exponent
+        first_multiplier, second_multiplier = (int(np.rint(float(ratio) * 2.0**shift)) for ratio in ratios)
+        total = (1 << (shift - 1)) + first * first_multiplier + sign * second * second_multiplier
+        return total >> shift
+    if rounding not in ("double", "single"):
+        raise ValueError(f"rounding {rounding!r}; accepted: {', '.join(ADD_ROUNDINGS)}")
+    first_scale, second_scale, output_scale = (float(np.float32(scale)) for scale in scales)
+    twice_max = 2.0 * max(first_scale, second_scale)
+    rescaled = [_multiply_smaller_than_one(values << ADD_LEFT_SHIFT, *quantize_multiplier(scale / twice_max), rounding)
+                for values, scale in ((first, first_scale), (second, second_scale))]
+    output_multiplier = quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * output_scale))
+    return _multiply_smaller_than_one(rescaled[0] + sign * rescaled[1], *output_multiplier, rounding)
 
 
 def input_rescale(input_scale: float) -> tuple[int, int, int]:

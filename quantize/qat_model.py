@@ -57,10 +57,14 @@ equals the step form exactly); the GRU steps run frame by frame.
 **Integer requantization (validation only).** Brevitas computes each FULLY_CONNECTED and
 MUL in float and rounds once; the int8 kernels compute an int32 accumulator and rescale it
 with a 31-bit multiplier, rounding once (``single``) or twice (``double``, gemmlowp), or in
-float32 (``fp32``, XNNPACK), which moves a few outputs in a thousand by one LSB
+float32 (``fp32``, XNNPACK), which moves a few outputs in a thousand by one LSB. Brevitas
+computes each ADD / SUB in float32 too, while the kernels rescale both inputs to a common
+integer grid (TFLite/TFLM: left shift 20 and per-input multipliers; XNNPACK: 21-bit
+multipliers), which differs where the sum lies within about 1e-6 LSB of a half
 (:mod:`hearmask.quantize.int8_reference`).
-:func:`integer_requantization` makes the fake-quant model compute those two op types exactly
-as a given runtime does (same accumulator, same multiplier, same rounding; no gradient), so
+:func:`integer_requantization` makes the fake-quant model compute those four op types exactly
+as a given runtime does (same integers, same multipliers, same rounding; no gradient), and
+quantize the model inputs as the host does for the runtimes (:meth:`QuantSpec.quantize`), so
 the golden chain can compare a runtime with the QAT model *in that runtime's arithmetic*
 (:mod:`hearmask.quantize.validate`). Training always uses the Brevitas form.
 """
@@ -79,7 +83,7 @@ from torch import nn
 
 from hearmask.model.network import MaskNet, MaskNetConfig, hlc_span_db, mask_db_from_fractions
 from hearmask.model.recurrent import PrimitiveGruCell
-from hearmask.quantize.int8_reference import ROUNDINGS, requantize
+from hearmask.quantize.int8_reference import ADD_ROUNDINGS, ROUNDINGS, add_requantize, requantize
 from hearmask.quantize.quant_spec import QuantSpec
 from hearmask.quantize.quantizers import (
     AudiogramInputQuant,
@@ -163,9 +167,11 @@ def float_linear_parameters(network: MaskNet) -> dict[str, tuple[np.ndarray, np.
     return {name: (to_numpy(weight), to_numpy(bias)) for name, (weight, bias) in tensors.items()}
 
 
-# ----- integer requantization of FULLY_CONNECTED and MUL (validation only) -----
+# ----- integer requantization of FULLY_CONNECTED, MUL, ADD and SUB (validation only) -----
 
-REQUANTIZED_OPS = ("FULLY_CONNECTED", "MUL")
+# The roundings each op type accepts (int8_reference.requantize, int8_reference.add_requantize).
+OP_ROUNDINGS = {"FULLY_CONNECTED": ROUNDINGS, "MUL": ROUNDINGS, "ADD": ADD_ROUNDINGS, "SUB": ADD_ROUNDINGS}
+REQUANTIZED_OPS = tuple(OP_ROUNDINGS)
 
 
 def _centred_codes(tensor: IntQuantTensor) -> torch.Tensor:
@@ -177,14 +183,19 @@ def _scale_value(scale: torch.Tensor) -> float:
     return float(scale.reshape(-1)[0])
 
 
+def _on_grid(reference: IntQuantTensor, centred: np.ndarray) -> IntQuantTensor:
+    """Centred output codes (int64, before the zero point) on ``reference``'s grid (saturating)."""
+    zero_point = int(round(float(reference.zero_point.reshape(-1)[0])))
+    low, high = (-128, 127) if reference.signed else (0, 255)  # Brevitas unsigned codes = int8 codes + 128
+    codes = np.clip(centred + zero_point, low, high)
+    value = torch.as_tensor(codes - zero_point, dtype=reference.value.dtype) * reference.scale
+    return _with_value(reference, value)
+
+
 def _requantized(reference: IntQuantTensor, accumulator: torch.Tensor, scales: tuple[float, float, float],
                  rounding: str) -> IntQuantTensor:
     """``accumulator`` (int64) rescaled and rounded as a kernel does, on ``reference``'s grid (saturating)."""
-    zero_point = int(round(float(reference.zero_point.reshape(-1)[0])))
-    low, high = (-128, 127) if reference.signed else (0, 255)  # Brevitas unsigned codes = int8 codes + 128
-    codes = np.clip(requantize(accumulator.cpu().numpy(), scales, rounding) + zero_point, low, high)
-    value = torch.as_tensor(codes - zero_point, dtype=reference.value.dtype) * reference.scale
-    return _with_value(reference, value)
+    return _on_grid(reference, requantize(accumulator.cpu().numpy(), scales, rounding))
 
 
 def _linear(linear: QuantLinear, inputs: IntQuantTensor, rounding: str | None) -> IntQuantTensor:
@@ -210,17 +221,32 @@ def _product(quantizer: QuantIdentity, first, second, rounding: str | None):
                         rounding)
 
 
+def _sum(quantizer: QuantIdentity, first, second, rounding: str | None, subtract: bool = False):
+    """``quantizer(first ± second)`` (an int8 ADD / SUB of two quantized tensors); with ``rounding`` set,
+    recomputed from the input codes as the runtime's kernel does
+    (:func:`~hearmask.quantize.int8_reference.add_requantize`)."""
+    output = quantizer(_value(first) - _value(second) if subtract else _value(first) + _value(second))
+    if rounding is None or not isinstance(output, IntQuantTensor):
+        return output
+    centred = add_requantize(_centred_codes(first).cpu().numpy(), _centred_codes(second).cpu().numpy(),
+                             tuple(_scale_value(t.scale) for t in (first, second, output)), rounding, subtract)
+    return _on_grid(output, centred)
+
+
 @contextmanager
 def integer_requantization(network: nn.Module, arithmetic: dict[str, str] | None) -> Iterator[nn.Module]:
-    """Within the block, ``network``'s FULLY_CONNECTED and MUL outputs follow ``arithmetic``
-    (``{"FULLY_CONNECTED": rounding, "MUL": rounding}``, a rounding of
-    :data:`~hearmask.quantize.int8_reference.ROUNDINGS`; None: Brevitas's float form)."""
+    """Within the block, ``network``'s FULLY_CONNECTED, MUL, ADD and SUB outputs follow ``arithmetic``
+    (``{"FULLY_CONNECTED": rounding, "MUL": rounding, "ADD": rounding, "SUB": rounding}``: FC and MUL a
+    rounding of :data:`~hearmask.quantize.int8_reference.ROUNDINGS`, ADD and SUB one of
+    :data:`~hearmask.quantize.int8_reference.ADD_ROUNDINGS`; None: Brevitas's float form), and its model
+    inputs are quantized as the runtimes' inputs are (:meth:`QuantMaskNet._model_input`)."""
     if arithmetic is not None:
         unknown = {op: rounding for op, rounding in arithmetic.items()
-                   if op not in REQUANTIZED_OPS or rounding not in ROUNDINGS}
+                   if op not in OP_ROUNDINGS or rounding not in OP_ROUNDINGS[op]}
         if unknown or set(arithmetic) != set(REQUANTIZED_OPS):
-            raise ValueError(f"requantization arithmetic {arithmetic!r}; accepted: a rounding in {ROUNDINGS} "
-                             f"for each of {REQUANTIZED_OPS}")
+            accepted = "; ".join(f"{op}: {', '.join(roundings)}" for op, roundings in OP_ROUNDINGS.items())
+            raise ValueError(f"requantization arithmetic {arithmetic!r}; accepted: a rounding in each of "
+                             f"{accepted}")
     modules = [module for module in network.modules() if hasattr(module, "requantization")]
     previous = [module.requantization for module in modules]
     for module in modules:
@@ -258,18 +284,23 @@ class QuantGruCell(nn.Module):
         """``W_i x + b_i`` (B, 3H) and ``h`` (B, H), both quantized -> ``h'`` (B, H) on the state grid."""
         size = self.hidden_size
         fc_rounding, mul_rounding = _rounding(self, "FULLY_CONNECTED"), _rounding(self, "MUL")
+        add_rounding, sub_rounding = _rounding(self, "ADD"), _rounding(self, "SUB")
         projected_input = _value(input_projection)
         hidden_projection = _linear(self.hidden_linear, hidden, fc_rounding)
         projected_hidden = _value(hidden_projection)
-        gates = self.gate_activation(self.gate_sum(projected_input[:, : 2 * size] + projected_hidden[:, : 2 * size]))
+        gates = self.gate_activation(_sum(self.gate_sum, _with_value(input_projection, projected_input[:, : 2 * size]),
+                                          _with_value(hidden_projection, projected_hidden[:, : 2 * size]),
+                                          add_rounding))
         gate_values = _value(gates)
         reset_gate, update_gate = _with_value(gates, gate_values[:, :size]), _with_value(gates, gate_values[:, size:])
         reset_hidden = _product(self.reset_product, reset_gate,
                                 _with_value(hidden_projection, projected_hidden[:, 2 * size :]), mul_rounding)
-        candidate = self.candidate_activation(self.candidate_sum(projected_input[:, 2 * size :] + _value(reset_hidden)))
-        difference = self.state_difference(_value(hidden) - _value(candidate))
+        candidate = self.candidate_activation(_sum(
+            self.candidate_sum, _with_value(input_projection, projected_input[:, 2 * size :]), reset_hidden,
+            add_rounding))
+        difference = _sum(self.state_difference, hidden, candidate, sub_rounding, subtract=True)
         update = _product(self.update_product, update_gate, difference, mul_rounding)
-        return self.new_state(_value(candidate) + _value(update))
+        return _sum(self.new_state, candidate, update, add_rounding)
 
     def step(self, inputs: IntQuantTensor, hidden: IntQuantTensor) -> IntQuantTensor:
         return self.step_from_projection(_linear(self.input_linear, inputs, _rounding(self, "FULLY_CONNECTED")),
@@ -341,6 +372,19 @@ class QuantMaskNet(nn.Module):
 
     # ----- shared pieces (any leading dims) -----
 
+    def _model_input(self, quantizer: QuantIdentity, values: torch.Tensor) -> IntQuantTensor | torch.Tensor:
+        """``quantizer(values)`` for a model input; under :func:`integer_requantization`, the codes the int8
+        runtimes are given instead (:meth:`QuantSpec.quantize`: ``values/scale`` in float64, rounded half away
+        from zero as TFLite's reference QUANTIZE). Brevitas adds the zero point in float32 and rounds half to
+        even, which picks the other code where ``values/scale`` lies within about 1e-5 of a half (one feature
+        value of 128 000 in the session-7 model's validation inputs)."""
+        output = quantizer(values)
+        if self.requantization is None or not isinstance(output, IntQuantTensor):
+            return output
+        spec = tensor_spec(output)
+        codes = spec.quantize(values.detach().cpu().numpy()).astype(np.int64) - spec.zero_point
+        return _on_grid(output, codes)
+
     def _encode(self, features: IntQuantTensor, audiogram: IntQuantTensor) -> IntQuantTensor:
         """(..., F) features and (B, A) audiogram, quantized -> (..., E) on the tanh grid."""
         sequence = _value(features).dim() == 3
@@ -353,11 +397,14 @@ class QuantMaskNet(nn.Module):
             film = film.unsqueeze(1) if sequence else film
             product = _product(self.film_product, encoded, _with_value(film_output, film[..., :size]),
                                _rounding(self, "MUL"))
-            return self.encoder_activation(self.film_sum(_value(product) + film[..., size:]))
-        from_features = _value(_linear(self.encoder, features, fc_rounding))
-        from_audiogram = _value(_linear(self.encoder_audiogram, audiogram, fc_rounding))
+            return self.encoder_activation(_sum(self.film_sum, product, _with_value(film_output, film[..., size:]),
+                                                _rounding(self, "ADD")))
+        from_features = _linear(self.encoder, features, fc_rounding)
+        audiogram_output = _linear(self.encoder_audiogram, audiogram, fc_rounding)
+        from_audiogram = _value(audiogram_output)
         from_audiogram = from_audiogram.unsqueeze(1) if sequence else from_audiogram
-        return self.encoder_activation(self.encoder_sum(from_features + from_audiogram))
+        return self.encoder_activation(_sum(self.encoder_sum, from_features,
+                                            _with_value(audiogram_output, from_audiogram), _rounding(self, "ADD")))
 
     def _heads(self, recurrent_out: IntQuantTensor, encoded: IntQuantTensor) -> tuple[torch.Tensor, torch.Tensor]:
         """-> ``nr_fraction``, ``hlc_fraction`` (..., num_bins), sigmoid values on the 1/256 grid."""
@@ -387,8 +434,9 @@ class QuantMaskNet(nn.Module):
         ``state`` (B, S) -> ``nr_fraction``, ``hlc_fraction`` (B, num_bins), ``new_state`` (B, S);
         every output is a dequantized int8 value."""
         size = self.config.hidden_size
-        state = self.state_input(state)
-        layer_output = encoded = self._encode(self.features_input(features), self.audiogram_input(audiogram))
+        state = self._model_input(self.state_input, state)
+        layer_output = encoded = self._encode(self._model_input(self.features_input, features),
+                                              self._model_input(self.audiogram_input, audiogram))
         new_states = []
         for layer, cell in enumerate(self.recurrent_layers):
             hidden = _with_value(state, _value(state)[:, layer * size : (layer + 1) * size])
@@ -414,8 +462,9 @@ class QuantMaskNet(nn.Module):
         size = self.config.hidden_size
         if state is None:
             state = self.initial_state(features.shape[0])
-        state = self.state_input(state)
-        layer_output = encoded = self._encode(self.features_input(features), self.audiogram_input(audiogram))
+        state = self._model_input(self.state_input, state)
+        layer_output = encoded = self._encode(self._model_input(self.features_input, features),
+                                              self._model_input(self.audiogram_input, audiogram))
         new_states = []
         for layer, cell in enumerate(self.recurrent_layers):
             hidden = _with_value(state, _value(state)[:, layer * size : (layer + 1) * size])

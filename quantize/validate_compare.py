@@ -21,18 +21,27 @@ import numpy as np
 import torch
 
 from hearmask.model.network import mask_fractions_from_db
-from hearmask.quantize.int8_reference import ROUNDINGS, float_rounded_table, logistic_table, requantize, tanh_table
+from hearmask.quantize.int8_reference import (
+    ADD_ROUNDINGS,
+    ROUNDINGS,
+    add_requantize,
+    float_rounded_table,
+    logistic_table,
+    requantize,
+    tanh_table,
+)
 from hearmask.quantize.quant_spec import SIGMOID_OUTPUT, STATE, QuantSpec
 from hearmask.quantize.scale_check import PASS_THROUGH_OPS, quant_point_of
 
 STAGES = ("fake_quant", "litert", "litert_ref", "tflm")  # compared stages; float is the first reference
 RUNTIME_STAGES = ("litert", "litert_ref", "tflm")
-# Requantization rounding of each runtime's FULLY_CONNECTED and MUL kernels (int8_reference; checked on every
-# output value by kernel_arithmetic): each runtime is compared with fake-quant computed in its own arithmetic.
+# Requantization rounding of each runtime's FULLY_CONNECTED and MUL kernels and arithmetic of its ADD and SUB
+# kernels (int8_reference; checked on every output value by kernel_arithmetic): each runtime is compared with
+# fake-quant computed in its own arithmetic.
 RUNTIME_ARITHMETIC = {
-    "litert": {"FULLY_CONNECTED": "fp32", "MUL": "fp32"},
-    "litert_ref": {"FULLY_CONNECTED": "single", "MUL": "double"},
-    "tflm": {"FULLY_CONNECTED": "double", "MUL": "double"},
+    "litert": {"FULLY_CONNECTED": "fp32", "MUL": "fp32", "ADD": "xnnpack", "SUB": "xnnpack"},
+    "litert_ref": {"FULLY_CONNECTED": "single", "MUL": "double", "ADD": "double", "SUB": "double"},
+    "tflm": {"FULLY_CONNECTED": "double", "MUL": "double", "ADD": "double", "SUB": "double"},
 }
 
 
@@ -79,8 +88,8 @@ def error_histogram(actual: np.ndarray, reference: np.ndarray, scale: float) -> 
 def run_fake_quant(network, features: np.ndarray, audiogram: np.ndarray, arithmetic: dict[str, str] | None = None,
                    ) -> dict[str, np.ndarray]:
     """Free-running fake-quant: ``features`` (K, F), ``audiogram`` (8,) -> outputs (K, ·) and the
-    state after each hop (``new_state``, (K, S)). ``arithmetic``: FULLY_CONNECTED / MUL rounding of a
-    runtime (:data:`RUNTIME_ARITHMETIC`; :func:`~hearmask.quantize.qat_model.integer_requantization`),
+    state after each hop (``new_state``, (K, S)). ``arithmetic``: FULLY_CONNECTED / MUL / ADD / SUB
+    arithmetic of a runtime (:data:`RUNTIME_ARITHMETIC`; :func:`~hearmask.quantize.qat_model.integer_requantization`),
     None for Brevitas's float form (as trained)."""
     from hearmask.quantize.qat_model import integer_requantization
 
@@ -225,13 +234,14 @@ def kernel_arithmetic(runtime, constants_runtime, features: np.ndarray, audiogra
     ``runtime`` must preserve all tensors; ``constants_runtime`` (a LiteRT runtime of the same
     model) supplies the weights. Per op type: ``values`` checked and how many each model
     predicts — FULLY_CONNECTED / MUL: ``double``, ``single`` and ``fp32`` rounding
-    (:func:`~hearmask.quantize.int8_reference.requantize`); LOGISTIC / TANH: ``fixed_point``
+    (:func:`~hearmask.quantize.int8_reference.requantize`); ADD / SUB: ``double``, ``single`` and
+    ``xnnpack`` (:func:`~hearmask.quantize.int8_reference.add_requantize`); LOGISTIC / TANH: ``fixed_point``
     (gemmlowp) and ``float_rounded`` tables. ``follows`` names the model that predicts every
     value (the first when both do, ``None`` when neither does).
     """
     summary = runtime.summary
     state = np.zeros(summary.input("state").tensor.shape, np.int8)
-    models = {"FULLY_CONNECTED": ROUNDINGS, "MUL": ROUNDINGS,
+    models = {"FULLY_CONNECTED": ROUNDINGS, "MUL": ROUNDINGS, "ADD": ADD_ROUNDINGS, "SUB": ADD_ROUNDINGS,
               "LOGISTIC": ("fixed_point", "float_rounded"), "TANH": ("fixed_point", "float_rounded")}
     totals: dict[str, dict[str, int]] = {}
 
@@ -250,6 +260,14 @@ def kernel_arithmetic(runtime, constants_runtime, features: np.ndarray, audiogra
                 accumulator, scales = _requantization_inputs(summary, tensor_of, op)
                 predicted = {rounding: np.clip(requantize(accumulator, scales, rounding) + output_spec.zero_point,
                                                -128, 127) for rounding in ROUNDINGS}
+            elif op.name in ("ADD", "SUB"):
+                specs = [summary.tensors[i].quantization for i in op.inputs[:2]]
+                first, second = (tensor_of(index).astype(np.int64) - spec.zero_point
+                                 for index, spec in zip(op.inputs[:2], specs))
+                scales = (specs[0].scale, specs[1].scale, output_spec.scale)
+                predicted = {rounding: np.broadcast_to(np.clip(
+                    add_requantize(first, second, scales, rounding, op.name == "SUB") + output_spec.zero_point,
+                    -128, 127), actual.shape) for rounding in ADD_ROUNDINGS}
             else:
                 input_spec = summary.tensors[op.inputs[0]].quantization
                 codes = runtime.tensor(op.inputs[0]).astype(np.int64) + 128

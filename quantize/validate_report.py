@@ -53,7 +53,9 @@ def markdown_report(report: dict[str, Any]) -> str:
     lines += ["", "## Kernel arithmetic (every output value checked)", "",
               "FULLY_CONNECTED / MUL: requantization with one rounding (`single`, what Brevitas and an exact "
               "computation give), two (`double`, gemmlowp high multiply then rounding shift) or in float32 "
-              "(`fp32`, XNNPACK: float32 scale, half to even). LOGISTIC / TANH: "
+              "(`fp32`, XNNPACK: float32 scale, half to even). ADD / SUB: TFLite's left shift 20 and per-input "
+              "multipliers, rounded twice (`double`) or once (`single`), or XNNPACK's 21-bit multipliers and one "
+              "rounding shift (`xnnpack`). LOGISTIC / TANH: "
               "gemmlowp fixed point (`fixed_point`) or the float-rounded table (`float_rounded`).", "",
               "| runtime | op | values | matches | follows |", "|---|---|---:|---|---|"]
     for runtime, ops in report["kernel_arithmetic"].items():

@@ -76,6 +76,48 @@ def test_fp32_rounding_rounds_exact_halves_to_even_and_uses_the_float32_scale():
     assert all(abs(int(x) * exact - int(f)) <= Fraction(1, 2) + Fraction(1, 10**4) for x, f in zip(accumulators, fp32))
 
 
+# One gate ADD of the session-6 model: input scales, output scale (float32 in the .tflite).
+GATE_SUM_SCALES = (0.06974532455205917, 0.065192312002182, 0.10101815313100815)
+
+
+def _exact_sum(first, second, scales, subtract=False) -> Fraction:
+    first_scale, second_scale, output_scale = (Fraction(float(np.float32(scale))) for scale in scales)
+    return (first * first_scale + (-1 if subtract else 1) * second * second_scale) / output_scale
+
+
+def test_add_and_sub_arithmetics_round_the_exact_sum_except_within_a_hair_of_a_half():
+    """TFLite/TFLM (left shift 20, per-input multipliers) and XNNPACK (21-bit multipliers) compute ADD/SUB in
+    integers: the exactly rounded sum, except where it lies within about 1e-5 LSB of a half."""
+    rng = np.random.default_rng(3)
+    first, second = rng.integers(-255, 256, 3000), rng.integers(-255, 256, 3000)
+    for scales in ((0.0575, 0.0534, 0.0730), (0.0078125, 0.0127, 0.0078125), (0.0078125, 0.0078125, 0.0129),
+                   (0.071, 0.0324, 0.0717), GATE_SUM_SCALES):
+        for subtract in (False, True):
+            exact = [_exact_sum(int(a), int(b), scales, subtract) for a, b in zip(first, second)]
+            clear = np.array([abs(value - math.floor(value) - Fraction(1, 2)) > Fraction(1, 10**5) for value in exact])
+            expected = np.array([_round_half_away(value) for value in exact])
+            for rounding in ref.ADD_ROUNDINGS:
+                actual = ref.add_requantize(first, second, scales, rounding, subtract)
+                assert np.max(np.abs(actual - expected)) <= 1, (scales, subtract, rounding)
+                np.testing.assert_array_equal(actual[clear], expected[clear], err_msg=f"{scales} {rounding}")
+    with pytest.raises(ValueError, match="rounding 'fp32'; accepted: double, single, xnnpack"):
+        ref.add_requantize(np.array([1]), np.array([1]), GATE_SUM_SCALES, "fp32")
+
+
+def test_add_rounds_a_sum_just_above_a_half_up_where_float32_lands_on_the_half():
+    """The session-6 model's case: -4·s_a + 19·s_b is 9.5000017 output LSB. Every kernel gives 10; Brevitas's
+    float32 (x/s_out + 153 for the unsigned zero point) is exactly 162.5, which ties to even: 9."""
+    value = _exact_sum(-4, 19, GATE_SUM_SCALES)
+    assert Fraction(19, 2) < value < Fraction(19, 2) + Fraction(2, 10**6)
+    for rounding in ref.ADD_ROUNDINGS:
+        first, second = np.array([-4, 4]), np.array([19, -19])
+        assert ref.add_requantize(first, second, GATE_SUM_SCALES, rounding).tolist() == [10, -10]
+        assert ref.add_requantize(first, -second, GATE_SUM_SCALES, rounding, subtract=True).tolist() == [10, -10]
+    first_scale, second_scale, output_scale = (np.float32(scale) for scale in GATE_SUM_SCALES)
+    float_sum = np.float32(np.float32(-4) * first_scale) + np.float32(np.float32(19) * second_scale)
+    assert np.float32(float_sum / output_scale) + np.float32(153) == np.float32(162.5)
+
+
 def test_fixed_point_logistic_and_tanh_are_accurate_to_about_1e_7():
     q4 = np.linspace(-15.9, 15.9, 4001)
     raw = np.round(q4 * 2**27).astype(np.int64)

@@ -178,8 +178,8 @@ def test_report_files_hold_the_computed_numbers(report, report_dir):
     markdown = (report_dir / "report.md").read_text()
     assert markdown.startswith(f"# Validation of {report['model_dir']}\n\n**PASSED**")
     tflm = report["stages"]["per_step"]["tflm"]["new_state"]
-    assert (f"| tflm | new_state | fake_quant | FULLY_CONNECTED double, MUL double | {tflm['snr_db']:.1f} | "
-            f"{tflm['max_abs_lsb']:.1f} |") in markdown
+    assert (f"| tflm | new_state | fake_quant | FULLY_CONNECTED double, MUL double, ADD double, SUB double | "
+            f"{tflm['snr_db']:.1f} | {tflm['max_abs_lsb']:.1f} |") in markdown
     effect = report["rounding_effect"]["per_step"]["tflm"]["new_state"]
     assert (f"| tflm | new_state | fake_quant | Brevitas float (as trained) | {effect['snr_db']:.1f} | "
             f"{effect['max_abs_lsb']:.1f} |") in markdown
@@ -223,7 +223,7 @@ def test_the_thresholds_are_enforced_per_step_and_per_op(report):
 
 
 def test_a_failure_without_a_diverging_layer_is_explained_by_the_kernels_rounding(report):
-    """When no op leaves 1 LSB, the report says whether the runtime's FC/MUL rounding is the documented one."""
+    """When no op leaves 1 LSB, the report says whether the runtime's FC/MUL/ADD/SUB rounding is the documented one."""
     assert report["explanations"] == []
     none = {"litert": None, "litert_ref": None, "tflm": None}
     failures = ["litert_ref new_state: SNR 44.0 dB < 45 dB vs fake_quant in its arithmetic (per step)",
@@ -232,8 +232,8 @@ def test_a_failure_without_a_diverging_layer_is_explained_by_the_kernels_roundin
     arithmetic["tflm"]["MUL"] = {**arithmetic["tflm"]["MUL"], "double": 0, "follows": "single"}
     explanations = explain_failures(failures, none, arithmetic)
     assert explanations == [
-        "litert_ref: every op is within 1 LSB of fake-quant with identical inputs; its FULLY_CONNECTED and MUL round "
-        "as its golden does; the ops fake-quant computes in float (ADD, SUB, activations) differ by one LSB now and "
+        "litert_ref: every op is within 1 LSB of fake-quant with identical inputs; its FULLY_CONNECTED, MUL, ADD and "
+        "SUB round as its golden does; the ops fake-quant computes in float (activations) differ by one LSB now and "
         "then; these one-LSB differences compound through the ops of a step",
         "tflm: every op is within 1 LSB of fake-quant with identical inputs; its MUL (follows single, documented "
         "double) requantization does not round as documented, so its golden is computed in the wrong arithmetic; "
