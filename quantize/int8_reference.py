@@ -89,6 +89,8 @@ INPUT_INTEGER_BITS = 4  # Q4.27 input in both kernels
 CODES = np.arange(-128, 128, dtype=np.int64)  # every int8 input code, in table order
 ROUNDINGS = ("double", "single", "fp32")  # the requantization roundings :func:`requantize` models
 ADD_ROUNDINGS = ("double", "single", "xnnpack")  # the ADD / SUB arithmetics :func:`add_requantize` models
+# The arithmetics modelled per rescaling int8 op type (FULLY_CONNECTED / MUL: requantize; ADD / SUB: add_requantize).
+OP_ROUNDINGS = {"FULLY_CONNECTED": ROUNDINGS, "MUL": ROUNDINGS, "ADD": ADD_ROUNDINGS, "SUB": ADD_ROUNDINGS}
 ADD_LEFT_SHIFT = 20  # TFLite's int8 ADD / SUB headroom (``left_shift``)
 
 

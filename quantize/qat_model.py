@@ -83,7 +83,7 @@ from torch import nn
 
 from hearmask.model.network import MaskNet, MaskNetConfig, hlc_span_db, mask_db_from_fractions
 from hearmask.model.recurrent import PrimitiveGruCell
-from hearmask.quantize.int8_reference import ADD_ROUNDINGS, ROUNDINGS, add_requantize, requantize
+from hearmask.quantize.int8_reference import OP_ROUNDINGS, add_requantize, requantize
 from hearmask.quantize.quant_spec import QuantSpec
 from hearmask.quantize.quantizers import (
     AudiogramInputQuant,
@@ -169,8 +169,6 @@ def float_linear_parameters(network: MaskNet) -> dict[str, tuple[np.ndarray, np.
 
 # ----- integer requantization of FULLY_CONNECTED, MUL, ADD and SUB (validation only) -----
 
-# The roundings each op type accepts (int8_reference.requantize, int8_reference.add_requantize).
-OP_ROUNDINGS = {"FULLY_CONNECTED": ROUNDINGS, "MUL": ROUNDINGS, "ADD": ADD_ROUNDINGS, "SUB": ADD_ROUNDINGS}
 REQUANTIZED_OPS = tuple(OP_ROUNDINGS)
 
 

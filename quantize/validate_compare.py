@@ -23,6 +23,7 @@ import torch
 from hearmask.model.network import mask_fractions_from_db
 from hearmask.quantize.int8_reference import (
     ADD_ROUNDINGS,
+    OP_ROUNDINGS,
     ROUNDINGS,
     add_requantize,
     float_rounded_table,
@@ -241,8 +242,7 @@ def kernel_arithmetic(runtime, constants_runtime, features: np.ndarray, audiogra
     """
     summary = runtime.summary
     state = np.zeros(summary.input("state").tensor.shape, np.int8)
-    models = {"FULLY_CONNECTED": ROUNDINGS, "MUL": ROUNDINGS, "ADD": ADD_ROUNDINGS, "SUB": ADD_ROUNDINGS,
-              "LOGISTIC": ("fixed_point", "float_rounded"), "TANH": ("fixed_point", "float_rounded")}
+    models = {**OP_ROUNDINGS, "LOGISTIC": ("fixed_point", "float_rounded"), "TANH": ("fixed_point", "float_rounded")}
     totals: dict[str, dict[str, int]] = {}
 
     def tensor_of(index: int) -> np.ndarray:  # the runtime's activations, the constant runtime's weights
