@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from hearmask.model.evaluate import METRIC_NAMES, REPORT_FORMAT, REPORT_VERSION
+from hearmask.model.evaluate_paired import CONFIDENCE_LEVEL, format_difference, paired_comparisons
 
 METRIC_INFO: dict[str, dict[str, Any]] = {
     "pesq": {"title": "PESQ", "digits": 2, "higher_is_better": True,
@@ -154,6 +155,8 @@ def markdown_report(rows: Sequence[dict[str, Any]], conditions: dict[str, Any], 
                 for name in audiograms] + [_format(entry["haspi"], "haspi")])
         lines += _table(["System", "α", "β"] + audiograms + ["mean"], body) + [""]
 
+    lines += _paired_table(rows, summary, audiograms)
+
     sweep_systems = [entry for entry in summary if entry["model"] is not None and entry["variant"] == "joint"]
     sweep_audiograms = conditions.get("sweep_audiograms") or []
     if any(entry["sweep"] for entry in summary) and sweep_audiograms:
@@ -180,6 +183,27 @@ def markdown_report(rows: Sequence[dict[str, Any]], conditions: dict[str, Any], 
         lines.append(f"- {errors} metric value(s) could not be computed and were left out of the means "
                      "(see `errors` in report.json)")
     return "\n".join(lines) + "\n"
+
+
+def _paired_table(rows: Sequence[dict[str, Any]], summary: Sequence[dict[str, Any]],
+                  audiograms: Sequence[str]) -> list[str]:
+    """HASPI v2 of each model system minus NAL-R's, per audiogram, with the 95 % interval."""
+    entries = paired_comparisons(rows, audiograms, "haspi")
+    if not entries:
+        return []
+    columns = [name for name in [*audiograms, "mean"] if any(entry["audiogram"] == name for entry in entries)]
+    body = []
+    for summary_entry in summary:
+        mine = {entry["audiogram"]: entry for entry in entries if entry["system"] == summary_entry["system"]}
+        if mine and not summary_entry["sweep"]:
+            body.append([_system_name(summary_entry), _strength(summary_entry["alpha"]), _strength(summary_entry["beta"])]
+                        + [format_difference(mine[name]) if name in mine else "–" for name in columns])
+    utterances = max(entry["utterances"] for entry in entries)
+    return [f"## HASPI v2 minus NAL-R per audiogram (paired; {CONFIDENCE_LEVEL:.0%} interval over utterances)", "",
+            *_table(["System", "α", "β", *columns], body), "",
+            f"Mean difference over up to {utterances} utterances (each averaged over the SNRs) and, in brackets, "
+            "its Student-t interval: where the interval holds 0 the held-out set cannot tell the system from "
+            "NAL-R for that listener.", ""]
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
@@ -320,7 +344,8 @@ def write_reports(report_dir: Path, rows: Sequence[dict[str, Any]], conditions: 
     files = {}
     report = {"format": REPORT_FORMAT, "version": REPORT_VERSION, "conditions": conditions, "timing": timing,
               "metrics": {name: METRIC_INFO[name]["definition"] for name in METRIC_NAMES},
-              "summary": summary, "rows": list(rows)}
+              "summary": summary, "paired_vs_nalr": paired_comparisons(rows, list(conditions["audiograms"]), "haspi"),
+              "rows": list(rows)}
     files["report"] = str(report_dir / "report.json")
     _write_text_atomic(report_dir / "report.json", json.dumps(report, indent=1, default=_json_default) + "\n")
     files["csv"] = str(report_dir / "results.csv")
