@@ -20,6 +20,10 @@ v2 penalises (measured in benchmarks/RESULTS.md: beta = 0.5 beat beta = 1 for N3
 default fraction 0.5 is the classic half-gain rule (Lybarger); the network chooses below it.
 It lives outside the int8 graph: the graph emits the sigmoid fraction and the per-bin span
 is computed once per audiogram on the host or device (:func:`mask_db_from_fractions`).
+Measured (session 8, ``benchmarks/measure_hlc_ceiling.py``): the shipped models' HLC head sits
+at the ceiling (sigmoid > 0.99 in 98–100 % of frames and bins for NH to N7), so their HLC gain
+is the ceiling rule itself and the head's gradient has vanished; a head that chooses below the
+ceiling needs an HLC objective closer to what HASPI rewards, not more training.
 
 The bounded activation comes after the interpolation, so the ranges hold exactly per bin.
 Every op is FULLY_CONNECTED, ADD, SUB, MUL, LOGISTIC, TANH, CONCATENATION or
