@@ -9,17 +9,26 @@ everywhere means the gain is the ceiling rule itself, time- and signal-independe
 head's gradient has vanished (why session 7's validation HLC loss stayed flat). Prints the
 conditions, then per audiogram: the median and 1st percentile of ``p`` over every frame and
 bin, the share of values above 0.99, and the mean distance below the ceiling in dB.
+
+``--loss-fractions F ...`` also prints why: the training HLC loss (L1 between the impaired ear
+hearing ``x`` with a fixed gain ``offset + F·HL`` dB per bin, and the normal ear hearing ``x``;
+:mod:`hearmask.model.losses`) for each ``F``, on the same noisy inputs. If it keeps falling
+past the model's own fraction, the objective pushes the head against its ceiling.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import platform
 
 import numpy as np
 import torch
 
+from hearmask.model.auditory import AuditoryModel, AuditoryModelConfig
 from hearmask.model.evaluate import EvaluationConfig, build_held_out_set
+from hearmask.model.losses import auditory_distance, delay_signal
+from hearmask.model.network import hlc_span_db
 from hearmask.model.system_io import load_system
 from hearmask.profiles.standard import standard_audiogram
 
@@ -32,6 +41,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11, help="held-out set seed (11: the development set)")
     parser.add_argument("--max-seconds", type=float, default=2.0)
     parser.add_argument("--audiograms", nargs="+", default=["NH", "N1", "N2", "N3", "N4", "N7", "S1", "S3"])
+    parser.add_argument("--loss-fractions", type=float, nargs="*", default=[],
+                        help="ceiling fractions (dB gain per dB HL) to score with the training HLC loss")
     arguments = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -60,6 +71,33 @@ def main() -> None:
         fraction, below = np.concatenate(fractions), np.concatenate(below_db)
         print(f"{name:>9} {np.median(fraction):9.4f} {np.percentile(fraction, 1):7.4f} {np.mean(fraction > 0.99):9.3f} "
               f"{np.mean(below):19.3f} {float(span_db.median()):17.1f}")
+    if arguments.loss_fractions:
+        print_hlc_loss_by_fraction(system, network, items, arguments.audiograms, arguments.loss_fractions)
+
+
+def print_hlc_loss_by_fraction(system, network, items, audiogram_names, fractions) -> None:
+    """The training HLC loss with the gain fixed at the ceiling rule for each fraction in ``fractions``."""
+    hear = AuditoryModel(AuditoryModelConfig(sample_rate_hz=system.stft_config.sample_rate_hz))
+    latency = system.stft_config.algorithmic_latency_samples
+    noisy = torch.stack([torch.as_tensor(item.noisy, dtype=torch.float32) for item in items])
+    print(f"training HLC loss (L1, lower is better) with hlc_db = {network.config.hlc_ceiling_offset_db:g} dB + "
+          f"F x HL (<= {network.config.hlc_max_db:g} dB); the model uses F = {network.config.hlc_ceiling_loss_fraction:g}")
+    print(f"{'audiogram':>9} " + " ".join(f"{f'F={fraction:g}':>8}" for fraction in fractions))
+    with torch.inference_mode():
+        spectrum = system.stft.stft(noisy)
+        target = hear(delay_signal(noisy, latency))
+        for name in audiogram_names:
+            audiogram = standard_audiogram(name)
+            loss_db = hear.channel_loss_db(audiogram.frequencies_hz, audiogram.thresholds_db_hl)
+            model_input = torch.as_tensor(audiogram.model_input(), dtype=torch.float32)[None]
+            losses = []
+            for fraction in fractions:
+                config = dataclasses.replace(network.config, hlc_ceiling_loss_fraction=fraction)
+                gain_db = config.hlc_min_db + hlc_span_db(config, model_input, network.audiogram_to_bin)  # (1, bins)
+                compensated = system.synthesize(spectrum, gain_db[:, None, :], noisy.shape[-1])
+                heard = hear(compensated, loss_db[None].expand(noisy.shape[0], -1))
+                losses.append(float(auditory_distance(heard, target, "l1")))
+            print(f"{name:>9} " + " ".join(f"{loss:8.4f}" for loss in losses))
 
 
 if __name__ == "__main__":
